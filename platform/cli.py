@@ -1,0 +1,212 @@
+"""The `zsar` command. Thin: parse, call one function, print. User errors print one line and
+exit 2; anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the whole usage)
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _add_run_args(p, *, needs_method=True):
+    p.add_argument("--config", help="experiment YAML (e.g. a best.yaml or a checkpoint's config.yaml)")
+    p.add_argument("--method", required=False, help="a registered method (zsar methods)")
+    p.add_argument("--dataset", help="a registered dataset (zsar datasets)")
+    p.add_argument("--root", help="dataset root folder or URI")
+    p.add_argument("--protocol", help="base2novel, zeroshot, full, ... (zsar datasets)")
+    p.add_argument("--split", help="protocol split, or `all`")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override any config key (repeatable)")
+    p.add_argument("--workers", type=int, help="Ray Train workers (0: run in this process)")
+    p.add_argument("--gpu", action="store_true", help="one GPU per worker, bf16 autocast")
+    p.add_argument("--name", help="run name; relaunching the same name resumes the run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="zsar", description="Zero-shot action recognition lab (Ray + MLflow).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("demo", help="synthesise the demo data, evaluate frozen CLIP, train ViFi-CLIP, print the table")
+    p.add_argument("--out", help="folder for the demo's results table (default ZSAR_HOME/demo)")
+    p.add_argument("--epochs", type=int, help="ViFi-CLIP epochs (default: the demo preset)")
+
+    sub.add_parser("methods", help="list registered methods")
+    sub.add_parser("datasets", help="list registered datasets and their protocols")
+
+    p = sub.add_parser("config", help="show the resolved config")
+    csub = p.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    show = csub.add_parser("show", help="print the resolved config as YAML")
+    _add_run_args(show)
+
+    p = sub.add_parser("data", help="synthesise or check data")
+    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    synth = dsub.add_parser("synth", help="render the synthetic demo dataset as real videos")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--modality", choices=["video"], default="video")
+    synth.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train (and evaluate) a method under a protocol")
+    _add_run_args(p)
+    p.add_argument("--dry-run", action="store_true", help="resolve config and data, print what would run, and stop")
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint, an MLflow run, or an untrained method")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="a checkpoint directory")
+    src.add_argument("--run", help="an MLflow run id whose checkpoint to evaluate")
+    _add_run_args(p)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on the store in use")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1")
+    return parser
+
+
+def _resolve(args, extra: dict | None = None):
+    from zsar.config import deep_merge, parse_set, resolve
+
+    overrides = parse_set(args.overrides)
+    if getattr(args, "workers", None) is not None:
+        overrides = deep_merge(overrides, {"resources": {"workers": args.workers}})
+    if getattr(args, "gpu", False):
+        overrides = deep_merge(overrides, {"resources": {"gpu": True}})
+    if getattr(args, "name", None):
+        overrides = deep_merge(overrides, {"run": {"name": args.name}})
+    for key in ("root", "split"):
+        if getattr(args, key, None) is not None:
+            overrides = deep_merge(overrides, {key: getattr(args, key)})
+    overrides = deep_merge(overrides, extra or {})
+    return resolve(file=args.config, overrides=overrides, method=args.method, dataset=args.dataset, protocol=args.protocol)
+
+
+def cmd_methods(args):
+    from zsar.registry import METHODS
+
+    for name, cls in METHODS.items():
+        doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        print(f"{name:<14} {cls.modality:<9} {doc[0] if doc else ''}")
+
+
+def cmd_datasets(args):
+    from zsar.registry import DATASETS
+
+    for _, cls in DATASETS.items():
+        print(cls.summary())
+
+
+def cmd_config_show(args):
+    print(_resolve(args).to_yaml(), end="")
+
+
+def cmd_data_synth(args):
+    from zsar.data.synth import synthesize
+
+    def progress(done, total):
+        if done % 64 == 0 or done == total:
+            print(f"[zsar] rendered {done}/{total} videos", file=sys.stderr, flush=True)
+
+    out = synthesize(args.out, seed=args.seed, progress=progress)
+    print(out)
+
+
+def _print_result(result):
+    from zsar.train.runner import RunResult
+
+    if isinstance(result, dict):
+        print(json.dumps(result, indent=1))
+        return
+    shown = {k: round(v, 2) for k, v in sorted(result.metrics.items()) if isinstance(v, float) and "/" not in k or k.endswith("top1_mean")}
+    print(json.dumps({"run": result.run_name, "mlflow_run_id": result.run_id, "metrics": shown}, indent=1))
+    print(f"MLflow store: {result.tracking_uri}  (zsar ui)")
+
+
+def cmd_train(args):
+    from zsar.train.runner import run
+
+    _print_result(run(_resolve(args), dry_run=args.dry_run))
+
+
+def cmd_eval(args):
+    from zsar.config import deep_merge
+    from zsar.errors import ZsarError
+    from zsar.train.runner import checkpoint_config, run
+
+    extra = {"optim": {"epochs": 0}}
+    if args.run:
+        args.checkpoint = _download_checkpoint(args.run)
+    if args.checkpoint:
+        base = checkpoint_config(args.checkpoint)
+        base = deep_merge(base, {"run": {"init_from": os.path.abspath(args.checkpoint), "name": None}, "eval_targets": []})
+        import tempfile
+
+        import yaml
+
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            yaml.safe_dump(base, f)
+        if args.config:
+            raise ZsarError("--config and --checkpoint/--run are exclusive: the checkpoint carries its config")
+        args.config = f.name
+    elif not args.method and not args.config:
+        raise ZsarError("zsar eval needs --checkpoint PATH, --run ID, or --method M (an untrained method)")
+    _print_result(run(_resolve(args, extra)))
+
+
+def _download_checkpoint(run_id: str) -> str:
+    import mlflow
+
+    from zsar.errors import ZsarError
+    from zsar.track.mlflow_log import resolve_uri
+
+    try:
+        return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint", tracking_uri=resolve_uri())
+    except Exception as e:
+        raise ZsarError(f"run {run_id} has no checkpoint artifact in {resolve_uri()} ({str(e).splitlines()[0]})") from None
+
+
+def cmd_ui(args):
+    from zsar.track.ui import serve
+
+    serve(args.host, args.port)
+
+
+def cmd_demo(args):
+    from zsar.demo import run_demo
+
+    run_demo(out=args.out, epochs=args.epochs)
+
+
+COMMANDS = {
+    ("demo",): cmd_demo,
+    ("methods",): cmd_methods,
+    ("datasets",): cmd_datasets,
+    ("config", "show"): cmd_config_show,
+    ("data", "synth"): cmd_data_synth,
+    ("train",): cmd_train,
+    ("eval",): cmd_eval,
+    ("ui",): cmd_ui,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from zsar.errors import ZsarError
+
+    args = build_parser().parse_args(argv)
+    key = tuple(x for x in (args.command, getattr(args, "config_command", None), getattr(args, "data_command", None)) if x)
+    try:
+        COMMANDS[key](args)
+    except ZsarError as e:
+        print(f"zsar: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zsar: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

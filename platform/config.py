@@ -1,0 +1,377 @@
+"""Typed experiment config: dataclasses <- YAML file + `--set key=value`.
+
+Resolution order (later wins): field defaults < the dataset's defaults < the method's presets
+("default", then the protocol, the dataset, "dataset/protocol") < the YAML file < `--set`.
+Every key is checked: an unknown key names the nearest valid ones; a wrong type or a value out
+of range names the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from zsar.errors import ConfigError
+
+
+def F(default=dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, help="", factory=None):
+    """A dataclass field with an optional range check and a one-line help."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "help": help}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    num_frames: int = F(8, ge=1, help="frames per clip (T)")
+    sampler: Literal["segment", "dense"] = F("segment", help="segment: one frame per uniform segment; dense: T frames at `stride`")
+    stride: int = F(4, ge=1, help="frame stride of the dense sampler")
+    views: int = F(1, ge=1, help="temporal views at evaluation (logits averaged)")
+    crops: int = F(1, ge=1, help="spatial crops at evaluation (1: centre; 3: left/centre/right)")
+    size: Optional[int] = F(None, ge=8, help="input size; default: the backbone's image size")
+    short_side: Optional[int] = F(None, ge=8, help="resize the short side to this before cropping; default `size` (CLIP's own preprocessing)")
+    augment: bool = F(True, help="train-time random temporal offsets and random-resized crops; off: fixed clips, decoded once and kept in memory when small")
+    crop_scale: list[float] = F(factory=lambda: [0.5, 1.0], help="area range of train-time random-resized crops")
+    flip: bool = F(True, help="train-time random horizontal flips (off for direction-sensitive classes)")
+    view_fusion: Literal["mean_logits", "mean_probs"] = F("mean_logits", help="how evaluation views are combined")
+    max_failure_fraction: float = F(0.01, ge=0.0, le=1.0, help="fail the run when more files than this fraction are unreadable")
+    decode_tasks: int = F(2, ge=1, help="concurrent Ray Data decode tasks")
+    decode_batch: int = F(4, ge=1, help="videos per decode task batch")
+    decoder_threads: int = F(1, ge=0, help="PyAV decoder threads per video (0: FFmpeg's choice)")
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = F(10, ge=0, help="training epochs (0: evaluate only)")
+    batch_size: int = F(32, ge=1, help="global batch size, split evenly across workers")
+    eval_batch_size: int = F(32, ge=1, help="per-worker evaluation batch size")
+    lr: float = F(1e-4, gt=0.0, help="peak learning rate (AdamW)")
+    weight_decay: float = F(0.01, ge=0.0)
+    betas: list[float] = F(factory=lambda: [0.9, 0.999])
+    warmup_epochs: float = F(0.0, ge=0.0, help="linear warm-up before the cosine decay")
+    min_lr_ratio: float = F(0.0, ge=0.0, le=1.0, help="cosine floor as a fraction of lr")
+    grad_clip: Optional[float] = F(1.0, gt=0.0, help="max gradient norm; null disables clipping")
+    amp: bool = F(True, help="bf16 autocast on GPU (ignored on CPU)")
+    eval_every: int = F(1, ge=1, help="evaluate every N epochs (and always after the last)")
+
+
+@dataclass
+class BackboneConfig:
+    name: str = F("ViT-B-16", help="open_clip model name, or a zsar tiny config (zsar-tiny, zsar-tiny-64)")
+    pretrained: Optional[str] = F("openai", help="open_clip pretrained tag, or a local weights file")
+    checkpoint: Optional[str] = F(None, help="a local weights file (wins over `pretrained`)")
+    seed: int = F(0, help="init seed for random-weight backbones")
+
+
+@dataclass
+class TextConfig:
+    templates: Any = F("video", help="a template set name (see zsar.models.text.TEMPLATES) or a list of '{}' templates")
+    descriptions: Optional[str] = F(None, help="class descriptions: a JSON file or a folder of <class>.txt")
+    use: Literal["names", "descriptions", "both"] = F("names", help="what class texts are built from")
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = F("zsar", help="MLflow experiment")
+    uri: Optional[str] = F(None, help="MLflow tracking URI; default MLFLOW_TRACKING_URI or SQLite in ZSAR_HOME")
+
+
+@dataclass
+class RunConfig:
+    name: Optional[str] = F(None, help="run name; relaunching the same name resumes it")
+    storage: Optional[str] = F(None, help="checkpoint storage (local path or URI); default ZSAR_HOME/runs")
+    checkpoints_to_keep: int = F(2, ge=1)
+    init_from: Optional[str] = F(None, help="start from the weights of this checkpoint directory (zsar eval --checkpoint)")
+
+
+@dataclass
+class ResourcesConfig:
+    workers: int = F(1, ge=0, help="Ray Train workers (0: run in the driver, for quick checks)")
+    gpu: bool = F(False, help="one GPU per worker")
+    cpus_per_worker: float = F(1.0, gt=0.0)
+    address: Optional[str] = F(None, help="Ray address; default RAY_ADDRESS or a local Ray")
+    torch_threads: Optional[int] = F(None, ge=1, help="torch threads per worker; default: cores / workers")
+
+
+@dataclass
+class EvalTarget:
+    dataset: str = F(help="a registered dataset")
+    root: Optional[str] = F(None)
+    protocol: str = F("zeroshot")
+    splits: list[str] = F(factory=list)
+
+
+@dataclass
+class ExperimentConfig:
+    method: str = F("frozen_clip", help="a registered method (zsar methods)")
+    dataset: str = F("demo", help="a registered dataset (zsar datasets)")
+    root: Optional[str] = F(None, help="dataset root (local path or URI)")
+    protocol: str = F("base2novel")
+    split: Optional[str] = F(None, help="protocol split; default the protocol's first; `all` runs every split")
+    seed: int = F(0)
+    selection: Literal["val", "test"] = F("test", help="what selected this run's hyperparameters")
+    hparams: dict = F(factory=dict, help="the method's hyperparameters (its Config dataclass)")
+    data: DataConfig = F(factory=DataConfig)
+    optim: OptimConfig = F(factory=OptimConfig)
+    backbone: BackboneConfig = F(factory=BackboneConfig)
+    text: TextConfig = F(factory=TextConfig)
+    tracking: TrackingConfig = F(factory=TrackingConfig)
+    run: RunConfig = F(factory=RunConfig)
+    resources: ResourcesConfig = F(factory=ResourcesConfig)
+    eval_targets: list[EvalTarget] = F(factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def method_config(self):
+        """The method's own Config dataclass, built (and checked) from `hparams`."""
+        from zsar.registry import METHODS
+
+        method_cls = METHODS.get(self.method)
+        return from_dict(method_cls.Config, self.hparams, "hparams")
+
+
+# ---------------------------------------------------------------- typed conversion
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value, tp, path: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{path}: invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (list, tuple) or tp in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        item_tp = args[0] if args else Any
+        return [_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    return value
+
+
+def _check_range(value, meta, path: str):
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    for key, ok, word in (
+        ("ge", lambda v, b: v >= b, ">="),
+        ("gt", lambda v, b: v > b, ">"),
+        ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
+    ):
+        bound = meta.get(key)
+        if bound is not None and not ok(value, bound):
+            raise ConfigError(f"{path}: {value!r} is out of range (must be {word} {bound})")
+
+
+def field_paths(cls, prefix: str = "") -> list[str]:
+    """Every dotted key a dataclass accepts (for 'did you mean' hints and sweep specs)."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        out.append(name)
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.extend(field_paths(tp, name + "."))
+    return out
+
+
+def unknown_key_error(key: str, valid: list[str], path: str) -> ConfigError:
+    where = f"{path}.{key}" if path else key
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(valid)}"
+    return ConfigError(f"unknown config key '{where}'{hint}")
+
+
+def from_dict(cls, data: dict | None, path: str = ""):
+    """Build dataclass `cls` from a plain mapping, checking every key, type and range."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            raise unknown_key_error(key, names, path)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        fpath = f"{path}.{f.name}" if path else f.name
+        if f.name in data:
+            value = _convert(data[f.name], hints[f.name], fpath)
+        elif f.default is not dataclasses.MISSING:
+            value = copy.deepcopy(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            raise ConfigError(f"{fpath}: required")
+        _check_range(value, f.metadata, fpath)
+        kwargs[f.name] = value
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if callable(check):
+        check()
+    return obj
+
+
+# ---------------------------------------------------------------- merging and overrides
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "eval_targets":
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(items: list[str]) -> dict:
+    """`["optim.lr=1e-3", "hparams.delta=0.8"]` -> nested dict; values parsed as YAML."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set expects key=value, got '{item}'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def preset_layers(method_cls, dataset: str, protocol: str) -> list[dict]:
+    presets = getattr(method_cls, "presets", {}) or {}
+    keys = ["default", protocol, dataset, f"{dataset}/{protocol}"]
+    return [presets[k] for k in keys if k in presets]
+
+
+def resolve(
+    *,
+    file: str | Path | None = None,
+    overrides: dict | None = None,
+    method: str | None = None,
+    dataset: str | None = None,
+    protocol: str | None = None,
+) -> ExperimentConfig:
+    """The fully resolved config for a run (see the module docstring for the order)."""
+    from zsar.registry import DATASETS, METHODS
+
+    file_data = load_yaml(file) if file else {}
+    cli = {k: v for k, v in (("method", method), ("dataset", dataset), ("protocol", protocol)) if v is not None}
+    user = deep_merge(file_data, deep_merge(cli, overrides or {}))
+    # Check the user's keys first, so a typo is reported as such and not as a preset problem.
+    from_dict(ExperimentConfig, {k: v for k, v in user.items() if k != "hparams"})
+
+    probe = from_dict(ExperimentConfig, {k: user[k] for k in ("method", "dataset", "protocol") if k in user})
+    method_cls = METHODS.get(probe.method)
+    dataset_cls = DATASETS.get(probe.dataset)
+
+    merged: dict = {}
+    merged = deep_merge(merged, getattr(dataset_cls, "config_defaults", {}) or {})
+    for layer in preset_layers(method_cls, probe.dataset, probe.protocol):
+        merged = deep_merge(merged, layer)
+    merged = deep_merge(merged, user)
+    cfg = from_dict(ExperimentConfig, merged)
+    cfg.hparams = dataclasses.asdict(cfg.method_config())  # checked, with the method's defaults filled in
+    return cfg

@@ -1,0 +1,1 @@
+"""Dataset adapters; every module here registers its datasets on import."""

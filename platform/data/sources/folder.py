@@ -1,0 +1,71 @@
+"""`folder`: any `root/<class name>/<video>` tree, `root/{train,test}/<class name>/<video>`, or a
+CSV `path,label[,split]` (paths relative to the CSV's folder). Protocol `full`."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from zsar.data.dataset import VIDEO_EXTENSIONS, Dataset, Part, Plan, make_manifest
+from zsar.errors import DataError
+from zsar.models.text import LabelSet
+from zsar.registry import register_dataset
+
+TRAIN_NAMES = {"train", "training"}
+TEST_NAMES = {"test", "val", "validation", "testing"}
+
+
+def _videos_by_class(folder: Path) -> list[tuple[str, str]]:
+    rows = []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for video in sorted(class_dir.rglob("*")):
+            if video.suffix.lower() in VIDEO_EXTENSIONS:
+                rows.append((str(video), class_dir.name))
+    return rows
+
+
+@register_dataset("folder")
+class FolderDataset(Dataset):
+    protocols = {"full": ("all",)}
+    description = "your own videos: root/<class>/<video>, root/{train,test}/<class>/<video>, or a CSV path,label[,split]"
+
+    def __init__(self, root: str | None = None):
+        super().__init__(root)
+        path = Path(root)
+        if not path.exists():
+            raise DataError(f"dataset root not found: {root}")
+        self.rows = self._scan(path)
+        if not self.rows:
+            raise DataError(f"no videos found under {root} (expected <class>/<video> folders or a CSV path,label)")
+
+    @staticmethod
+    def _scan(path: Path) -> list[tuple[str, str, str]]:
+        if path.is_file():
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+                    raise DataError(f"{path}: a CSV needs the columns path,label[,split]")
+                out = []
+                for row in reader:
+                    video = Path(row["path"])
+                    video = video if video.is_absolute() else path.parent / video
+                    out.append((str(video), row["label"].strip(), (row.get("split") or "test").strip().lower()))
+                return out
+        subdirs = {p.name.lower(): p for p in path.iterdir() if p.is_dir()}
+        if subdirs and set(subdirs) <= TRAIN_NAMES | TEST_NAMES:
+            out = []
+            for name, sub in subdirs.items():
+                split = "train" if name in TRAIN_NAMES else "test"
+                out += [(v, c, split) for v, c in _videos_by_class(sub)]
+            return out
+        return [(v, c, "test") for v, c in _videos_by_class(path)]
+
+    def plan(self, protocol: str, split: str) -> Plan:
+        labels = LabelSet(tuple(sorted({c for _, c, _ in self.rows})))
+        train_rows = [(v, c) for v, c, s in self.rows if s in TRAIN_NAMES]
+        test_rows = [(v, c) for v, c, s in self.rows if s not in TRAIN_NAMES]
+        train = None
+        if train_rows:
+            train = Part("train", make_manifest([v for v, _ in train_rows], [c for _, c in train_rows], labels), labels)
+        test = Part("test", make_manifest([v for v, _ in test_rows], [c for _, c in test_rows], labels), labels)
+        return Plan(self.name, protocol, split, train, [test], kind="full")

@@ -1,0 +1,13 @@
+"""Errors a user can fix. The CLI prints them as one line and exits 2."""
+
+
+class ZsarError(Exception):
+    """A user error: bad flag, unknown name, missing root, invalid config."""
+
+
+class ConfigError(ZsarError):
+    """A config key, type or value is invalid."""
+
+
+class DataError(ZsarError):
+    """A dataset is missing, unreadable or unusable under the chosen protocol."""

@@ -1,0 +1,122 @@
+"""The plug-in shape every method implements (DESIGN.md, "A method is a plug-in").
+
+A method is an `nn.Module` registered by name with `@register_method("name")`. The training loop
+calls only `training_step`, `class_embeddings` and `logits`; `forward` routes to
+`training_step` so that DDP's gradient hooks see the training computation.
+
+Batches are dicts: `video` float [B, T, 3, H, W] (CLIP-normalised), `label` long [B] (index into
+the label set passed alongside). Evaluation views are flattened into the batch by the loop, so a
+method only ever sees single-view clips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as nnf
+
+from zsar.home import cache_dir
+from zsar.models.backbone import Backbone
+from zsar.models.text import ClassEmbeddingCache, LabelSet, class_prompts, encode_text
+
+
+@dataclass
+class NoConfig:
+    """A method without hyperparameters of its own."""
+
+
+class Method(nn.Module):
+    name = ""
+    modality = "video"
+    Config = NoConfig
+    presets: dict = {}
+    trains = True  # False: evaluation only (no optimiser, no epochs)
+    text_frozen = True  # True: class embeddings may be cached across evaluations
+
+    def __init__(self, cfg, backbone: Backbone, exp):
+        super().__init__()
+        self.cfg = cfg
+        self.exp = exp
+        self.clip = backbone.model
+        self.tokenizer = backbone.tokenizer
+        self.backbone_info = {"name": backbone.name, "source": backbone.source, "fingerprint": backbone.fingerprint}
+        self._text_cache = (
+            ClassEmbeddingCache(f"{backbone.identity}/text", self._encode_sentences, cache_dir("text"))
+            if self.text_frozen
+            else None
+        )
+
+    # ------------------------------------------------------------------ text side
+    def prompts(self, labels: LabelSet) -> list[list[str]]:
+        return class_prompts(labels, self.exp.text.templates, self.exp.text.use)
+
+    def _encode_sentences(self, sentences: list[str]) -> torch.Tensor:
+        return encode_text(self.clip, self.tokenizer, sentences)
+
+    def class_embeddings(self, labels: LabelSet) -> torch.Tensor:
+        """[C, D] normalised class embeddings for any label set."""
+        prompts = self.prompts(labels)
+        device = self.device
+        if self._text_cache is not None:
+            return self._text_cache(prompts).to(device)
+        counts = [len(p) for p in prompts]
+        flat = [s for p in prompts for s in p]
+        emb = self._encode_sentences(flat)
+        parts = torch.split(emb, counts)
+        return nnf.normalize(torch.stack([p.mean(0) for p in parts]), dim=-1)
+
+    # ------------------------------------------------------------------ video side
+    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """[B, T, 3, H, W] -> [B, T, D] CLIP image embeddings of every frame."""
+        b, t = video.shape[:2]
+        feats = self.clip.encode_image(video.flatten(0, 1))
+        return feats.view(b, t, -1)
+
+    def encode_video(self, batch: dict) -> torch.Tensor:
+        """[B, D] normalised video embedding: mean of frame embeddings by default."""
+        return nnf.normalize(self.encode_frames(batch["video"]).float().mean(1), dim=-1)
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale.exp().clamp(max=100)
+
+    def logits(self, batch: dict, class_emb: torch.Tensor) -> torch.Tensor:
+        return self.logit_scale() * self.encode_video(batch) @ class_emb.t()
+
+    def training_step(self, batch: dict, labels: LabelSet) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"method '{self.name}' does not train")
+
+    def forward(self, batch: dict, labels: LabelSet) -> dict[str, torch.Tensor]:
+        return self.training_step(batch, labels)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def freeze(self, module: nn.Module) -> None:
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+    def checkpoint_state(self) -> dict:
+        """What a checkpoint must hold: everything except frozen backbone weights, which are
+        rebuilt from the backbone source (and checked by fingerprint when loading)."""
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        frozen_clip = {f"clip.{n}" for n, p in self.clip.named_parameters() if not p.requires_grad}
+        frozen_clip |= {f"clip.{n}" for n, _ in self.clip.named_buffers()}
+        state = self.state_dict()
+        return {k: v for k, v in state.items() if k in trainable or k not in frozen_clip}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        frozen = set(self.state_dict()) - set(self.checkpoint_state())
+        bad_missing = [k for k in missing if k not in frozen]
+        if bad_missing or unexpected:
+            raise RuntimeError(f"checkpoint does not fit method '{self.name}': missing {bad_missing[:5]}, unexpected {unexpected[:5]}")
+
+    def param_count(self) -> dict[str, int]:
+        return {
+            "params_total": sum(p.numel() for p in self.parameters()),
+            "params_tunable": sum(p.numel() for p in self.parameters() if p.requires_grad),
+        }

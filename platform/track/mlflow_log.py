@@ -1,0 +1,151 @@
+"""MLflow, written from the driver side only.
+
+Workers never touch MLflow: they report through Ray, and a driver-side callback (or the driver
+itself) logs. One writer means no SQLite lock fights; the MLflow run id lives next to the Ray run
+(`zsar_run.json` in the run directory), so a relaunched or resumed run continues the same MLflow
+run instead of creating a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+from zsar.home import tracking_uri as default_tracking_uri
+
+RUN_FILE = "zsar_run.json"
+
+
+def resolve_uri(cfg_uri: str | None = None) -> str:
+    return cfg_uri or default_tracking_uri()
+
+
+def client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """The experiment id, creating the experiment once (before any parallel writer starts)."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            c.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    try:
+        return c.create_experiment(name)
+    except Exception:  # created concurrently by another driver
+        return c.get_experiment_by_name(name).experiment_id
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def numeric(metrics: dict) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if math.isfinite(v):
+            out[k] = float(v)
+    return out
+
+
+def log_metrics(uri: str, run_id: str, metrics: dict, step: int) -> None:
+    from mlflow.entities import Metric
+    import time
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, step) for k, v in numeric(metrics).items()]
+    for i in range(0, len(batch), 900):
+        client(uri).log_batch(run_id, metrics=batch[i : i + 900])
+
+
+def log_params(uri: str, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+    for i in range(0, len(items), 90):
+        client(uri).log_batch(run_id, params=items[i : i + 90])
+
+
+def start_or_resume(run_dir: Path, uri: str, experiment: str, run_name: str, tags: dict, params: dict, parent_run_id: str | None = None) -> tuple[str, bool]:
+    """(run_id, resumed): the MLflow run recorded in `run_dir`, or a new one."""
+    run_file = Path(run_dir) / RUN_FILE
+    c = client(uri)
+    if run_file.is_file():
+        info = json.loads(run_file.read_text())
+        if info.get("tracking_uri") == uri:
+            try:
+                run = c.get_run(info["run_id"])
+                if run.info.lifecycle_stage == "active":
+                    if run.info.status != "FINISHED":
+                        c.update_run(info["run_id"], status="RUNNING")
+                    return info["run_id"], True
+            except Exception:
+                pass  # the store was reset: start a new run below
+    exp_id = ensure_experiment(uri, experiment)
+    all_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items()}}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = c.create_run(exp_id, tags=all_tags, run_name=run_name)
+    log_params(uri, run.info.run_id, params)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": uri, "experiment": experiment}))
+    return run.info.run_id, False
+
+
+def run_status(uri: str, run_id: str) -> str:
+    return client(uri).get_run(run_id).info.status
+
+
+def finish(uri: str, run_id: str, status: str = "FINISHED") -> None:
+    client(uri).set_terminated(run_id, status=status)
+
+
+class MetricsLogger:
+    """Logs each report (step = epoch). Picklable: it is handed to Ray Train's controller."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri = uri
+        self.run_id = run_id
+
+    def __call__(self, metrics: dict, checkpoint_path: str | None = None) -> None:
+        step = int(metrics.get("epoch", 0))
+        log_metrics(self.uri, self.run_id, {k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+
+def make_train_callback(logger: MetricsLogger):
+    """A Ray Train `UserCallback` that runs on the driver's node (in the Train controller)."""
+    import ray.train
+
+    class MLflowTrainCallback(ray.train.UserCallback):
+        def __init__(self, log):
+            self.log = log
+
+        def after_report(self, run_context, metrics, checkpoint):
+            self.log(metrics[0], checkpoint.path if checkpoint else None)
+
+    return MLflowTrainCallback(logger)

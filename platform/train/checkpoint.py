@@ -1,0 +1,84 @@
+"""Checkpoints: one directory per report with the method's state (frozen backbone weights are
+rebuilt from their source and checked by fingerprint), optimiser and scheduler state, the epoch,
+the resolved config (a YAML that `zsar train --config` accepts back) and evaluation tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+STATE = "state.pt"
+CONFIG = "config.yaml"
+METRICS = "metrics.json"
+
+
+def save(path, method, optimizer, scheduler, epoch: int, cfg, metrics: dict, fingerprint: str) -> None:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "model": {k: v.detach().cpu() for k, v in method.checkpoint_state().items()},
+            "optimizer": optimizer.state_dict() if optimizer else None,
+            "scheduler": scheduler.state_dict() if scheduler else None,
+            "epoch": epoch,
+            "backbone_fingerprint": fingerprint,
+            "method": method.name,
+        },
+        path / STATE,
+    )
+    (path / CONFIG).write_text(cfg.to_yaml())
+    (path / METRICS).write_text(json.dumps(metrics, indent=1, sort_keys=True))
+
+
+def load_state(path) -> dict:
+    return torch.load(Path(path) / STATE, map_location="cpu", weights_only=False)
+
+
+def restore(path, method, optimizer, scheduler, fingerprint: str) -> int:
+    """Load a checkpoint into the method (and optimiser/scheduler); returns its epoch."""
+    state = load_state(path)
+    if state["backbone_fingerprint"] != fingerprint:
+        raise RuntimeError(
+            f"checkpoint {path} was trained on backbone weights {state['backbone_fingerprint']}, "
+            f"but the configured backbone has {fingerprint}"
+        )
+    method.load_checkpoint_state(state["model"])
+    if optimizer is not None and state.get("optimizer"):
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler"):
+        scheduler.load_state_dict(state["scheduler"])
+    return int(state["epoch"])
+
+
+def write_eval_tables(path, results: dict, failures: list[dict]) -> None:
+    """per_class/<part>.csv (class, top1, count) and failures.csv (path, error)."""
+    path = Path(path)
+    if results:
+        (path / "per_class").mkdir(exist_ok=True)
+    for name, result in results.items():
+        acc = result.per_class()
+        counts = np.bincount(result.labels, minlength=len(result.class_names))
+        with open(path / "per_class" / f"{name.replace('/', '_')}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["class", "top1", "count"])
+            for cls, a, n in zip(result.class_names, acc, counts):
+                w.writerow([cls, "" if np.isnan(a) else f"{a:.4f}", int(n)])
+    if failures:
+        with open(path / "failures.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["path", "error"])
+            w.writeheader()
+            seen = set()
+            for row in failures:
+                key = (row["path"], row["error"])
+                if key not in seen:
+                    seen.add(key)
+                    w.writerow(row)
+
+
+def read_config(path) -> dict:
+    return yaml.safe_load((Path(path) / CONFIG).read_text())

@@ -1,0 +1,85 @@
+"""One small interface for reporting metrics and checkpoints, so the same loop runs under Ray
+Train (`ray.train.report`), inside a Tune trial (`ray.tune.report`), or in the driver."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable, Protocol
+
+
+class Reporter(Protocol):
+    def report(self, metrics: dict, checkpoint_dir: str | None) -> None: ...
+
+    def latest_checkpoint(self) -> str | None: ...
+
+
+def _cleanup(checkpoint_dir: str | None) -> None:
+    if checkpoint_dir:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+class TrainReporter:
+    def report(self, metrics, checkpoint_dir):
+        import ray.train
+
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+        _cleanup(checkpoint_dir)
+
+    def latest_checkpoint(self):
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        return checkpoint.to_directory()
+
+
+class TuneReporter:
+    def report(self, metrics, checkpoint_dir):
+        import ray.tune
+
+        checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.tune.report(metrics, checkpoint=checkpoint)
+        _cleanup(checkpoint_dir)
+
+    def latest_checkpoint(self):
+        import ray.tune
+
+        checkpoint = ray.tune.get_checkpoint()
+        return checkpoint.to_directory() if checkpoint else None
+
+
+class LocalReporter:
+    """For runs in the driver process: checkpoints go to `run_dir/checkpoint_<epoch>` and each
+    report is handed to `on_report(metrics, checkpoint_path)` (the MLflow logger)."""
+
+    def __init__(self, run_dir: str | Path, on_report: Callable[[dict, str | None], None] | None = None, keep: int = 2):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.on_report = on_report
+        self.keep = keep
+        self.reports: list[dict] = []
+
+    def _checkpoints(self) -> list[Path]:
+        return sorted(self.run_dir.glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[1]))
+
+    def report(self, metrics, checkpoint_dir):
+        dest = None
+        if checkpoint_dir:
+            index = len(self._checkpoints()) and int(self._checkpoints()[-1].name.split("_")[1]) + 1
+            dest = self.run_dir / f"checkpoint_{index:06d}"
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.copytree(checkpoint_dir, tmp)
+            tmp.rename(dest)  # a checkpoint is visible only once complete
+            _cleanup(checkpoint_dir)
+            for old in self._checkpoints()[: -self.keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.reports.append(metrics)
+        if self.on_report:
+            self.on_report(metrics, str(dest) if dest else None)
+
+    def latest_checkpoint(self):
+        checkpoints = self._checkpoints()
+        return str(checkpoints[-1]) if checkpoints else None

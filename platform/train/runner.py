@@ -1,0 +1,345 @@
+"""The driver: config -> protocol plan -> Ray datasets -> Ray Train -> MLflow.
+
+`run(cfg)` trains (or, with `optim.epochs=0` or an evaluation-only method, evaluates) one config.
+`--split all` runs every split of the protocol as a child MLflow run and logs the means on a
+parent run. Relaunching a run with the same `run.name` resumes it from its last checkpoint and
+continues the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zsar.config import ExperimentConfig
+from zsar.data.dataset import Part, Plan
+from zsar.errors import ConfigError, DataError, ZsarError
+from zsar.home import runs_dir
+from zsar.registry import DATASETS, METHODS
+from zsar.track import mlflow_log as track
+from zsar.train import checkpoint as ckpt
+from zsar.train.loop import LoopData, WorkerContext, log, plan_info, run_loop
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_name: str
+    metrics: dict
+    checkpoint: str | None
+    tracking_uri: str
+    children: list = field(default_factory=list)
+
+
+def primary_metric(plan: Plan) -> str:
+    if plan.kind == "base2novel":
+        return "hm"
+    first = plan.evals[0].prefix
+    return f"{first.split('/')[0]}/top1_mean" if first.count("/") == 2 else f"{first}top1"
+
+
+def build_plan(cfg: ExperimentConfig, split: str) -> Plan:
+    dataset_cls = DATASETS.get(cfg.dataset)
+    dataset_cls.check_protocol(cfg.protocol, split)
+    plan = dataset_cls(cfg.root).plan(cfg.protocol, split)
+    for target in cfg.eval_targets:
+        target_cls = DATASETS.get(target.dataset)
+        for target_split in target.splits or [target_cls.check_protocol(target.protocol, None)]:
+            target_cls.check_protocol(target.protocol, target_split)
+            target_plan = target_cls(target.root).plan(target.protocol, target_split)
+            for part in target_plan.evals:
+                prefix = f"{target.dataset}/{target_split}/"
+                if len(target_plan.evals) > 1:  # e.g. a base-to-novel target: one prefix per part
+                    prefix += f"{part.name}_"
+                plan.evals.append(Part(f"{target.dataset}/{target_split}/{part.name}", part.manifest, part.labels, prefix))
+        plan.notes.setdefault("eval_targets", []).append(dataclasses.asdict(target))
+    return plan
+
+
+def validate(cfg: ExperimentConfig, plan: Plan) -> None:
+    method_cls = METHODS.get(cfg.method)
+    if method_cls.modality != DATASETS.get(cfg.dataset).modality:
+        raise ConfigError(f"method '{cfg.method}' is for {method_cls.modality}, dataset '{cfg.dataset}' is {DATASETS.get(cfg.dataset).modality}")
+    workers = max(cfg.resources.workers, 1)
+    trains = method_cls.trains and cfg.optim.epochs > 0
+    if trains:
+        if plan.train is None:
+            raise DataError(f"protocol '{cfg.protocol}' of '{cfg.dataset}' has no training videos")
+        if cfg.optim.batch_size % workers:
+            raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by resources.workers={workers}")
+        if len(plan.train) // workers < cfg.optim.batch_size // workers:
+            raise ConfigError(
+                f"optim.batch_size={cfg.optim.batch_size} is larger than the {len(plan.train)} training videos"
+            )
+    for part in plan.evals:
+        if len(part) == 0:
+            raise DataError(f"evaluation part '{part.name}' has no videos")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def default_run_name(cfg: ExperimentConfig, split: str) -> str:
+    return f"{cfg.method}-{cfg.dataset}-{cfg.protocol}-{split}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run(cfg: ExperimentConfig, *, dry_run: bool = False) -> RunResult | dict:
+    dataset_cls = DATASETS.get(cfg.dataset)
+    split = dataset_cls.check_protocol(cfg.protocol, cfg.split)
+    if split != "all":
+        return run_split(dataclasses.replace(cfg, split=split), dry_run=dry_run)
+    return run_all_splits(cfg, dataset_cls.protocols[cfg.protocol], dry_run=dry_run)
+
+
+def run_all_splits(cfg: ExperimentConfig, splits, *, dry_run: bool = False):
+    from zsar.train.metrics import mean_std
+
+    uri = track.resolve_uri(cfg.tracking.uri)
+    name = cfg.run.name or default_run_name(cfg, "all")
+    storage = Path(cfg.run.storage or runs_dir())
+    parent_id = None
+    if not dry_run:
+        parent_id, _ = track.start_or_resume(
+            storage / name, uri, cfg.tracking.experiment, name, _tags(cfg, "all"), cfg.to_dict()
+        )
+    children = []
+    for split in splits:
+        child_cfg = dataclasses.replace(cfg, split=split, run=dataclasses.replace(cfg.run, name=f"{name}-{split}"))
+        children.append(run_split(child_cfg, dry_run=dry_run, parent_run_id=parent_id))
+    if dry_run:
+        return {"splits": children}
+    keys = sorted(set.intersection(*(set(track.numeric(c.metrics)) for c in children)) - {"epoch"})
+    means = {}
+    for key in keys:
+        means[f"{key}_mean"], means[f"{key}_std"] = mean_std([c.metrics[key] for c in children])
+    track.log_metrics(uri, parent_id, means, step=0)
+    track.finish(uri, parent_id)
+    return RunResult(parent_id, name, means, None, uri, children)
+
+
+def _tags(cfg: ExperimentConfig, split: str) -> dict:
+    return {
+        "method": cfg.method,
+        "dataset": cfg.dataset,
+        "protocol": cfg.protocol,
+        "split": split,
+        "selection": cfg.selection,
+        "git_commit": track.git_commit(),
+        "zsar.kind": "train" if cfg.optim.epochs > 0 and METHODS.get(cfg.method).trains else "eval",
+    }
+
+
+def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: str | None = None) -> RunResult | dict:
+    plan = build_plan(cfg, cfg.split)
+    validate(cfg, plan)
+    cfg.method_config()
+    summary = {
+        "method": cfg.method,
+        "dataset": cfg.dataset,
+        "protocol": cfg.protocol,
+        "split": cfg.split,
+        "train_videos": len(plan.train) if plan.train is not None else 0,
+        "train_classes": len(plan.train.labels) if plan.train is not None else 0,
+        "eval": {p.name: {"videos": len(p), "classes": len(p.labels)} for p in plan.evals},
+    }
+    if dry_run:
+        return summary
+
+    from zsar.ray_runtime import init_ray
+
+    init_ray(cfg.resources.address)
+    uri = track.resolve_uri(cfg.tracking.uri)
+    name = cfg.run.name or default_run_name(cfg, cfg.split)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, name=name))
+    storage = Path(cfg.run.storage or runs_dir())
+    run_dir = storage / name
+    run_id, resumed = track.start_or_resume(run_dir, uri, cfg.tracking.experiment, name, _tags(cfg, cfg.split), cfg.to_dict(), parent_run_id)
+    if resumed and track.run_status(uri, run_id) == "FINISHED":
+        log(f"run {name} already finished (MLflow run {run_id}); set run.name to start a new one")
+        return _finished_result(uri, run_id, name, run_dir)
+    log(f"{'resuming' if resumed else 'starting'} run {name} (MLflow run {run_id} in {uri})")
+    info = plan_info(plan, primary_metric(plan))
+    logger = track.MetricsLogger(uri, run_id)
+    try:
+        if cfg.resources.workers == 0:
+            metrics, best = _run_in_driver(cfg, plan, info, run_dir, logger)
+        else:
+            metrics, best = _run_with_ray_train(cfg, plan, info, storage, name, logger)
+    except BaseException:
+        track.finish(uri, run_id, status="FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
+        raise
+    _log_final(uri, run_id, cfg, plan, metrics, best)
+    track.finish(uri, run_id)
+    return RunResult(run_id, name, metrics, best, uri)
+
+
+def _datasets(cfg: ExperimentConfig, plan: Plan) -> dict:
+    from zsar.data.pipeline import clip_spec, decoded_dataset
+    from zsar.models.backbone import create_backbone
+
+    size = cfg.data.size or _backbone_size(cfg)
+    out = {}
+    if plan.train is not None and METHODS.get(cfg.method).trains and cfg.optim.epochs > 0:
+        out["train"] = decoded_dataset(plan.train.manifest, clip_spec(cfg.data, size, train=True), cfg.data, train=True, seed=cfg.seed)
+    for part in plan.evals:
+        out[f"eval/{_safe(part.name)}"] = decoded_dataset(part.manifest, clip_spec(cfg.data, size, train=False), cfg.data, train=False)
+    return out
+
+
+def _backbone_size(cfg: ExperimentConfig) -> int:
+    import open_clip
+
+    from zsar.models.backbone import _add_zsar_configs
+
+    _add_zsar_configs()
+    model_cfg = open_clip.get_model_config(cfg.backbone.name)
+    if model_cfg is None:
+        raise ConfigError(f"backbone.name: unknown backbone '{cfg.backbone.name}'")
+    size = model_cfg["vision_cfg"]["image_size"]
+    return size[0] if isinstance(size, (list, tuple)) else int(size)
+
+
+def _run_in_driver(cfg, plan, info, run_dir, logger):
+    from zsar.train.reporter import LocalReporter
+
+    datasets = _datasets(cfg, plan)
+
+    def batches(name, drop_last, shuffle=False):
+        ds = datasets[name]
+        return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy", drop_last=drop_last,
+                                          local_shuffle_buffer_size=4 * bs if shuffle else None)
+
+    data = LoopData(
+        train=batches("train", True, True) if "train" in datasets else None,
+        evals={p.name: batches(f"eval/{_safe(p.name)}", False) for p in info.evals},
+    )
+    reporter = LocalReporter(run_dir, on_report=logger, keep=cfg.run.checkpoints_to_keep)
+    metrics = run_loop(cfg.to_dict(), info, data, reporter, WorkerContext())
+    return metrics, reporter.latest_checkpoint()
+
+
+def _data_config():
+    import ray.train
+
+    class ExactEvalDataConfig(ray.train.DataConfig):
+        """Training data splits evenly (equal=True keeps DDP ranks in lockstep); evaluation sets
+        split with equal=False, so that no row is dropped or repeated."""
+
+        def configure(self, datasets, world_size, worker_handles, worker_node_ids, **kwargs):
+            output = [{} for _ in range(world_size)]
+            for name, ds in datasets.items():
+                ds = ds.copy(ds)
+                ds.context.execution_options = self._resolve_execution_options(name)
+                for i, shard in enumerate(ds.streaming_split(world_size, equal=(name == "train"))):
+                    output[i][name] = shard
+            return output
+
+    return ExactEvalDataConfig()
+
+
+def _run_with_ray_train(cfg, plan, info, storage: Path, name: str, logger):
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from zsar.train.loop import train_func_per_worker
+
+    datasets = _datasets(cfg, plan)
+    score = info.primary_metric
+    trainer = TorchTrainer(
+        train_func_per_worker,
+        train_loop_config={"cfg": cfg.to_dict(), "info": info, "dataset_names": {p.name: f"eval/{_safe(p.name)}" for p in info.evals}},
+        torch_config=TorchConfig(backend="nccl" if cfg.resources.gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.resources.workers,
+            use_gpu=cfg.resources.gpu,
+            resources_per_worker={"CPU": cfg.resources.cpus_per_worker},
+        ),
+        datasets=datasets,
+        dataset_config=_data_config(),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=cfg.run.checkpoints_to_keep,
+                checkpoint_score_attribute=score,
+                checkpoint_score_order="max",
+            ),
+            callbacks=[track.make_train_callback(logger)],
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except ray.train.TrainingFailedError as e:
+        cause = _user_error_in(e)
+        if cause is not None:
+            raise cause from None
+        raise
+    metrics = dict(result.metrics or {})
+    best = None
+    if result.best_checkpoints:
+        best = max(result.best_checkpoints, key=lambda cm: cm[1].get(score, float("-inf")))[0].path
+    elif result.checkpoint is not None:
+        best = result.checkpoint.path
+    return metrics, best
+
+
+def _user_error_in(error: BaseException) -> ZsarError | None:
+    """A ZsarError raised in a worker reaches the driver wrapped; unwrap it for the CLI."""
+    seen = set()
+    stack = [error]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ZsarError):
+            return e
+        stack += [e.__cause__, e.__context__]
+        stack += list(getattr(e, "worker_failures", {}).values()) if isinstance(getattr(e, "worker_failures", None), dict) else []
+        for attr in ("cause", "error"):
+            stack.append(getattr(e, attr, None) if isinstance(getattr(e, attr, None), BaseException) else None)
+    return None
+
+
+def _log_final(uri, run_id, cfg, plan: Plan, metrics: dict, best: str | None) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    final = {f"final/{k}": v for k, v in track.numeric(metrics).items() if k != "epoch"}
+    track.log_metrics(uri, run_id, {**final, **{k: v for k, v in track.numeric(metrics).items() if k != "epoch"}}, step=int(metrics.get("epoch", 0)))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "config.yaml").write_text(cfg.to_yaml())
+        notes = {**plan.notes, "summary": {p.name: {"videos": len(p), "classes": list(p.labels.names)} for p in plan.evals}}
+        (tmp / "plan.json").write_text(json.dumps(notes, indent=1, default=str))
+        client.log_artifact(run_id, str(tmp / "config.yaml"))
+        client.log_artifact(run_id, str(tmp / "plan.json"))
+    if best:
+        client.log_artifacts(run_id, best, artifact_path="checkpoint")
+        for sub in ("per_class",):
+            if (Path(best) / sub).is_dir():
+                client.log_artifacts(run_id, str(Path(best) / sub), artifact_path="eval/per_class")
+        if (Path(best) / "failures.csv").is_file():
+            client.log_artifact(run_id, str(Path(best) / "failures.csv"), artifact_path="eval")
+
+
+def _finished_result(uri: str, run_id: str, name: str, run_dir: Path) -> RunResult:
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    return RunResult(run_id, name, dict(run.data.metrics), None, uri)
+
+
+def checkpoint_config(path: str) -> dict:
+    if not (Path(path) / ckpt.CONFIG).is_file():
+        raise ZsarError(f"not a zsar checkpoint (no {ckpt.CONFIG}): {path}")
+    return ckpt.read_config(path)
+

@@ -1,0 +1,74 @@
+"""Shared fixtures. Tests never touch the user's ~/.zsar: ZSAR_HOME and MLflow point into
+temporary folders. Ray starts once per session (real Ray, 4 logical CPUs so that Train and Data
+cannot starve each other on a 2-core machine)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REAL_CLIPS = sorted(p for p in (FIXTURES / "real_clips").iterdir() if p.suffix in (".mp4", ".avi"))
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    """One ZSAR_HOME for the session: the demo data is rendered into it once."""
+    home = tmp_path_factory.mktemp("zsar_home")
+    os.environ["ZSAR_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return home
+
+
+@pytest.fixture
+def zsar_home(session_home, tmp_path, monkeypatch) -> Path:
+    """A fresh MLflow store per test (in tmp_path), sharing the session's demo data."""
+    monkeypatch.setenv("ZSAR_HOME", str(session_home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return session_home
+
+
+@pytest.fixture(scope="session")
+def demo_root(session_home) -> Path:
+    from zsar.data.sources.demo import ensure_demo
+
+    return ensure_demo(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def small_demo_root(tmp_path_factory) -> Path:
+    """A small rendering of the demo dataset (fast to make) for data-property tests."""
+    from zsar.data.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("small_demo") / "demo", seed=0, train_per_class=6, test_per_class=3)
+
+
+@pytest.fixture(scope="session")
+def ray_session(session_home):
+    import ray
+
+    from zsar.ray_runtime import init_ray
+
+    init_ray(num_cpus=4)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None, timeout: int = 600):
+    """Run the installed `zsar` command as a user would."""
+    import subprocess
+    import sys
+
+    exe = shutil.which("zsar") or str(Path(sys.executable).with_name("zsar"))
+    return subprocess.run([exe, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)

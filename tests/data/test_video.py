@@ -1,0 +1,92 @@
+import dataclasses
+
+import av
+import numpy as np
+import pytest
+
+from zsar.data.pipeline import decode_batch
+from zsar.data.video import ClipSpec, crop_positions, decode_frames, load_clip, sample_indices
+from conftest import REAL_CLIPS
+
+
+def test_segment_sampler_eval_takes_segment_centres():
+    spec = ClipSpec(num_frames=8, sampler="segment")
+    assert sample_indices(16, spec).tolist() == [1, 3, 5, 7, 9, 11, 13, 15]
+    two = ClipSpec(num_frames=4, sampler="segment", views=2)
+    assert sample_indices(16, two, 0).tolist() == [1, 5, 9, 13]  # quarter of each 4-frame segment
+    assert sample_indices(16, two, 1).tolist() == [3, 7, 11, 15]
+
+
+def test_segment_sampler_train_stays_inside_each_segment():
+    spec = ClipSpec(num_frames=8, sampler="segment", train=True)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        idx = sample_indices(80, spec, rng=rng)
+        assert ((idx // 10) == np.arange(8)).all()
+
+
+def test_dense_sampler_views_and_short_videos():
+    spec = ClipSpec(num_frames=8, sampler="dense", stride=4)
+    assert sample_indices(100, spec).tolist() == list(range(35, 64, 4))  # centred: room 71 -> start 35
+    three = dataclasses.replace(spec, views=3)
+    assert [sample_indices(100, three, v)[0] for v in range(3)] == [0, 36, 71]
+    assert sample_indices(10, spec).tolist() == [0, 4, 8, 9, 9, 9, 9, 9]  # padded by repeating the last frame
+    train = dataclasses.replace(spec, train=True)
+    starts = {int(sample_indices(100, train, rng=np.random.default_rng(s))[0]) for s in range(30)}
+    assert len(starts) > 5 and max(starts) <= 71
+
+
+def test_three_crops_span_the_long_side():
+    assert crop_positions(32, 64, 32, 3) == [(0, 0), (0, 16), (0, 32)]
+    assert crop_positions(64, 32, 32, 1) == [(16, 0)]
+
+
+@pytest.mark.parametrize("path", REAL_CLIPS, ids=lambda p: p.name)
+def test_decode_and_stop_returns_the_frames_at_the_indices(path):
+    with av.open(str(path)) as c:
+        everything = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    indices = np.array([0, 3, 3, 17, len(everything) // 2, len(everything) - 1])
+    with av.open(str(path)) as c:
+        frames, decoded = decode_frames(c, indices)
+    assert np.array_equal(frames, everything[indices])
+    assert decoded == len(everything)  # stopped after the last wanted frame, which is the last one
+
+
+@pytest.mark.parametrize("path", REAL_CLIPS, ids=lambda p: p.name)
+def test_load_clip_views_and_crops(path):
+    spec = ClipSpec(num_frames=8, size=32, views=2, crops=3)
+    clip, short = load_clip(str(path), spec)
+    assert clip.shape == (6, 8, 32, 32, 3) and clip.dtype == np.uint8 and not short
+    assert not np.array_equal(clip[0], clip[3])  # the two temporal views differ
+
+
+def test_short_video_is_padded_and_flagged():
+    path = next(p for p in REAL_CLIPS if p.name.startswith("ntu"))  # 103 frames
+    clip, short = load_clip(str(path), ClipSpec(num_frames=8, sampler="dense", stride=16, size=16))
+    assert short and clip.shape == (1, 8, 16, 16, 3)
+
+
+def _bad_files(tmp_path, good):
+    data = good.read_bytes()
+    files = {
+        "truncated.mp4": data[: len(data) // 10],
+        "zero.mp4": b"",
+        "random.mp4": np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes(),
+        "text.mp4": b"this is not a video\n" * 100,
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    return [str(tmp_path / n) for n in files] + [str(tmp_path / "missing.mp4")]
+
+
+def test_bad_files_are_flagged_and_good_rows_survive(tmp_path):
+    good = [str(p) for p in REAL_CLIPS[:2]]
+    bad = _bad_files(tmp_path, REAL_CLIPS[0])
+    paths = [good[0]] + bad + [good[1]]
+    batch = {"path": np.array(paths, dtype=object), "label": np.arange(len(paths)), "index": np.arange(len(paths))}
+    spec = dataclasses.asdict(ClipSpec(num_frames=4, size=16))
+    out = decode_batch(batch, spec)
+    assert out["ok"].tolist() == [True] + [False] * len(bad) + [True]
+    assert all(out["error"][i] for i in range(1, len(bad) + 1))
+    assert out["video"][0].any() and out["video"][-1].any()
+    assert out["index"].tolist() == list(range(len(paths)))
