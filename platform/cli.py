@@ -22,7 +22,7 @@ def _add_run_args(p, *, needs_method=True):
     p.add_argument("--root", help="dataset root folder or URI")
     p.add_argument("--protocol", help="base2novel, zeroshot, full, ... (zsar datasets)")
     p.add_argument("--split", help="protocol split, or `all`")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override any config key (repeatable)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys: --set optim.lr=1e-4 data.num_frames=16 (repeatable)")
     p.add_argument("--workers", type=int, help="Ray Train workers (0: run in this process)")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker, bf16 autocast")
     p.add_argument("--name", help="run name; relaunching the same name resumes the run")
@@ -115,8 +115,6 @@ def cmd_data_synth(args):
 
 
 def _print_result(result):
-    from zsar.train.runner import RunResult
-
     if isinstance(result, dict):
         print(json.dumps(result, indent=1))
         return

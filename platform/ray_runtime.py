@@ -26,8 +26,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        # The dashboard process also serves the state API that Ray Train's cleanup thread polls.
-        ray.init(num_cpus=num_cpus or local_cpus(), dashboard_host="127.0.0.1", **kwargs)
+        # address="local": always a new local instance, never another session's cluster that
+        # happens to run on this machine. The dashboard also serves the state API that Ray
+        # Train's cleanup thread polls.
+        ray.init(address="local", num_cpus=num_cpus or local_cpus(), dashboard_host="127.0.0.1", **kwargs)
     from ray.data import DataContext
 
     ctx = DataContext.get_current()

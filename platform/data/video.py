@@ -187,3 +187,13 @@ def load_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None,
     span = t if spec.sampler == "segment" else (t - 1) * spec.stride + 1
     per_view = [frames[i * t : (i + 1) * t] for i in range(num_views)]
     return make_views(per_view, spec, rng), total < span
+
+
+def normalize_clips(video: np.ndarray, mean, std, device) -> torch.Tensor:
+    """uint8 [..., T, H, W, 3] -> float [..., T, 3, H, W], CLIP-normalised, on `device`."""
+    x = torch.from_numpy(np.ascontiguousarray(video)).to(device, non_blocking=True)
+    x = x.permute(*range(x.dim() - 3), -1, -3, -2).float().div_(255.0)
+    shape = [1] * (x.dim() - 3) + [3, 1, 1]
+    mean_t = torch.tensor(mean, device=device).view(shape)
+    std_t = torch.tensor(std, device=device).view(shape)
+    return (x - mean_t) / std_t

@@ -6,7 +6,9 @@ calls only `training_step`, `class_embeddings` and `logits`; `forward` routes to
 
 Batches are dicts: `video` float [B, T, 3, H, W] (CLIP-normalised), `label` long [B] (index into
 the label set passed alongside). Evaluation views are flattened into the batch by the loop, so a
-method only ever sees single-view clips.
+method only ever sees single-view clips. The decoded array arrives under `input_key` and
+`to_input` turns it into the model's tensor; a method of another modality (skeletons) overrides
+both.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
+from zsar.data.video import normalize_clips
 from zsar.home import cache_dir
 from zsar.models.backbone import Backbone
 from zsar.models.text import ClassEmbeddingCache, LabelSet, class_prompts, encode_text
@@ -34,6 +37,7 @@ class Method(nn.Module):
     presets: dict = {}
     trains = True  # False: evaluation only (no optimiser, no epochs)
     text_frozen = True  # True: class embeddings may be cached across evaluations
+    input_key = "video"  # the decoded array the data pipeline delivers: [B, views, ...]
 
     def __init__(self, cfg, backbone: Backbone, exp):
         super().__init__()
@@ -42,6 +46,7 @@ class Method(nn.Module):
         self.clip = backbone.model
         self.tokenizer = backbone.tokenizer
         self.backbone_info = {"name": backbone.name, "source": backbone.source, "fingerprint": backbone.fingerprint}
+        self.pixel_mean, self.pixel_std = backbone.mean, backbone.std
         self._text_cache = (
             ClassEmbeddingCache(f"{backbone.identity}/text", self._encode_sentences, cache_dir("text"))
             if self.text_frozen
@@ -68,6 +73,10 @@ class Method(nn.Module):
         return nnf.normalize(torch.stack([p.mean(0) for p in parts]), dim=-1)
 
     # ------------------------------------------------------------------ video side
+    def to_input(self, array, device) -> torch.Tensor:
+        """Decoded uint8 clips [B, V, T, H, W, 3] -> CLIP-normalised float [B, V, T, 3, H, W]."""
+        return normalize_clips(array, self.pixel_mean, self.pixel_std, device)
+
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
         """[B, T, 3, H, W] -> [B, T, D] CLIP image embeddings of every frame."""
         b, t = video.shape[:2]

@@ -133,8 +133,24 @@ class MetricsLogger:
         self.run_id = run_id
 
     def __call__(self, metrics: dict, checkpoint_path: str | None = None) -> None:
-        step = int(metrics.get("epoch", 0))
-        log_metrics(self.uri, self.run_id, {k: v for k, v in metrics.items() if k != "epoch"}, step)
+        log_metrics(self.uri, self.run_id, metrics, int(metrics.get("epoch", 0)))
+
+
+def backfill_from_checkpoints(uri: str, run_id: str, checkpoints: list[Path], up_to_epoch: int) -> list[int]:
+    """Log the metrics of checkpoints (epochs <= `up_to_epoch`, the one resumed from) whose report
+    never reached MLflow: the run stopped between persisting a checkpoint and logging it."""
+    logged = {m.step for m in client(uri).get_metric_history(run_id, "epoch")}
+    done = []
+    for metrics_file in sorted(Path(c) / "metrics.json" for c in checkpoints):
+        if not metrics_file.is_file():
+            continue
+        metrics = json.loads(metrics_file.read_text())
+        epoch = int(metrics.get("epoch", 0))
+        if 0 < epoch <= up_to_epoch and epoch not in logged:
+            log_metrics(uri, run_id, metrics, epoch)
+            logged.add(epoch)
+            done.append(epoch)
+    return done
 
 
 def make_train_callback(logger: MetricsLogger):

@@ -15,6 +15,7 @@ import yaml
 STATE = "state.pt"
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
+MANIFEST = "manifest.json"  # written last: file sizes, so a partial copy is recognised
 
 
 def save(path, method, optimizer, scheduler, epoch: int, cfg, metrics: dict, fingerprint: str) -> None:
@@ -33,6 +34,43 @@ def save(path, method, optimizer, scheduler, epoch: int, cfg, metrics: dict, fin
     )
     (path / CONFIG).write_text(cfg.to_yaml())
     (path / METRICS).write_text(json.dumps(metrics, indent=1, sort_keys=True))
+
+
+def seal(path) -> None:
+    """Record every file's size; call after the last file is written."""
+    path = Path(path)
+    sizes = {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    (path / MANIFEST).write_text(json.dumps(sizes, indent=1))
+
+
+def is_complete(path) -> bool:
+    path = Path(path)
+    try:
+        sizes = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return all((path / name).is_file() and (path / name).stat().st_size == size for name, size in sizes.items())
+
+
+def epoch_of(path) -> int:
+    return int(json.loads((Path(path) / METRICS).read_text()).get("epoch", 0))
+
+
+def newest(paths) -> str | None:
+    """The checkpoint of the highest epoch among `paths` (None entries ignored)."""
+    found = [p for p in paths if p]
+    return max(found, key=epoch_of) if found else None
+
+
+def latest_complete(run_dir) -> tuple[str | None, int]:
+    """The complete checkpoint of the highest epoch under `run_dir`, and that epoch."""
+    best, best_epoch = None, -1
+    for candidate in Path(run_dir).glob("checkpoint_*"):
+        if candidate.is_dir() and is_complete(candidate):
+            epoch = epoch_of(candidate)
+            if epoch > best_epoch:
+                best, best_epoch = str(candidate), epoch
+    return best, best_epoch
 
 
 def load_state(path) -> dict:

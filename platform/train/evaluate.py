@@ -30,9 +30,9 @@ class EvalResult:
 
 
 @torch.no_grad()
-def score_batches(method, batches, labels, view_fusion, mean, std, device, autocast):
+def score_batches(method, batches, labels, view_fusion, device, autocast):
     """Scores of every decoded row of `batches`: (indices, labels, scores [n, C], failures)."""
-    from zsar.train.loop import failed_rows, to_model_input
+    from zsar.train.loop import failed_rows
 
     class_emb = method.class_embeddings(labels).to(device)
     idx_out, lab_out, score_out, failures = [], [], [], []
@@ -41,10 +41,10 @@ def score_batches(method, batches, labels, view_fusion, mean, std, device, autoc
         ok = batch["ok"]
         if not ok.any():
             continue
-        video = to_model_input(batch["video"][ok], mean, std, device)  # B, V, T, 3, H, W
-        b, v = video.shape[:2]
+        inputs = method.to_input(batch[method.input_key][ok], device)  # B, V, ...
+        b, v = inputs.shape[:2]
         with autocast():
-            logits = method.logits({"video": video.flatten(0, 1)}, class_emb)
+            logits = method.logits({method.input_key: inputs.flatten(0, 1)}, class_emb)
         scores = fuse_views(logits.float().view(b, v, -1), view_fusion)
         idx_out.append(batch["index"][ok])
         lab_out.append(batch["label"][ok])
@@ -54,10 +54,10 @@ def score_batches(method, batches, labels, view_fusion, mean, std, device, autoc
     return np.concatenate(idx_out), np.concatenate(lab_out), np.concatenate(score_out), failures
 
 
-def evaluate_part(method, batches_fn, part, cfg, mean, std, device, autocast, ctx) -> EvalResult:
+def evaluate_part(method, batches_fn, part, cfg, device, autocast, ctx) -> EvalResult:
     from zsar.train.loop import _gather
 
-    local = score_batches(method, batches_fn(cfg.optim.eval_batch_size), part.labels, cfg.data.view_fusion, mean, std, device, autocast)
+    local = score_batches(method, batches_fn(cfg.optim.eval_batch_size), part.labels, cfg.data.view_fusion, device, autocast)
     gathered = _gather(local, ctx)
     indices = np.concatenate([g[0] for g in gathered])
     labels = np.concatenate([g[1] for g in gathered])

@@ -84,16 +84,6 @@ def set_threads(cfg: ExperimentConfig) -> int:
     return threads
 
 
-def to_model_input(video: np.ndarray, mean, std, device) -> torch.Tensor:
-    """uint8 [..., T, H, W, 3] -> float [..., T, 3, H, W], CLIP-normalised, on `device`."""
-    x = torch.from_numpy(np.ascontiguousarray(video)).to(device, non_blocking=True)
-    x = x.permute(*range(x.dim() - 3), -1, -3, -2).float().div_(255.0)
-    shape = [1] * (x.dim() - 3) + [3, 1, 1]
-    mean_t = torch.tensor(mean, device=device).view(shape)
-    std_t = torch.tensor(std, device=device).view(shape)
-    return (x - mean_t) / std_t
-
-
 def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> float:
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -136,7 +126,8 @@ def _fill_failed(batch: dict, last_good: dict | None) -> dict | None:
     return {k: v[take] for k, v in batch.items()}
 
 
-def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter, ctx: WorkerContext) -> dict:
+def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter, ctx: WorkerContext,
+             resume_from: str | None = None) -> dict:
     cfg = from_dict(ExperimentConfig, cfg_dict)
     threads = set_threads(cfg)
     torch.manual_seed(cfg.seed)
@@ -172,7 +163,9 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
             model = DistributedDataParallel(method, device_ids=[ctx.local_rank] if device.type == "cuda" else None)
 
     start_epoch = 0
-    restored = reporter.latest_checkpoint()
+    # Ray's own record first (a restarted worker group); else the newest complete checkpoint in
+    # the run directory (a relaunched run whose last reports never reached Ray's controller).
+    restored = ckpt.newest([reporter.latest_checkpoint(), resume_from])
     if restored:
         start_epoch = ckpt.restore(restored, method, optimizer, scheduler, backbone.fingerprint)
         log(f"resumed from {restored} at epoch {start_epoch}", ctx)
@@ -182,7 +175,6 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
 
     amp = cfg.optim.amp and device.type == "cuda"
     autocast = lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
-    mean, std = backbone.mean, backbone.std
     epochs = cfg.optim.epochs if trains else 0
     last_metrics: dict = {}
     failures_seen: list[dict] = []
@@ -203,10 +195,10 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
                 if batch is None:
                     continue
                 last_good = batch
-                video = to_model_input(batch["video"][:, 0], mean, std, device)
-                labels = torch.from_numpy(batch["label"]).to(device)
+                inputs = method.to_input(batch[method.input_key][:, :1], device)[:, 0]  # training uses one view
+                labels = torch.from_numpy(np.ascontiguousarray(batch["label"])).to(device)
                 with autocast():
-                    out = model({"video": video, "label": labels}, info.train.labels)
+                    out = model({method.input_key: inputs, "label": labels}, info.train.labels)
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -215,12 +207,12 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
                 optimizer.step()
                 scheduler.step()
                 steps += 1
-                samples += video.shape[0]
+                samples += inputs.shape[0]
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 if time.time() - last_print > 10 or steps == steps_per_epoch:
                     last_print = time.time()
-                    log(f"epoch {epoch + 1}/{epochs} step {steps}/{steps_per_epoch} loss {float(loss):.4f} "
+                    log(f"epoch {epoch + 1}/{epochs} step {steps}/{steps_per_epoch} loss {float(loss.detach()):.4f} "
                         f"({samples * ctx.world_size / (time.time() - t0):.1f} clips/s)", ctx)
             totals = _all_reduce_sum([float(samples), float(steps)] + [sums.get(k, 0.0) for k in sorted(sums)], ctx)
             metrics["train/samples"] = totals[0]
@@ -228,6 +220,8 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
             for k, total in zip(sorted(sums), totals[2:]):
                 metrics[f"train/{k}"] = total / max(totals[1], 1)
             metrics["lr"] = scheduler.get_last_lr()[0]
+            metrics["train/steps"] = float(steps)
+            metrics["time/train_s"] = time.time() - t0
             failures_seen += [f for chunk in _gather(epoch_failures, ctx) for f in chunk]
             _check_failures(failures_seen, info.train.num_rows * (epoch + 1 - start_epoch), cfg.data.max_failure_fraction)
 
@@ -237,7 +231,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
         if last_epoch or (epoch + 1) % cfg.optim.eval_every == 0:
             method.eval()
             for part in info.evals:
-                result = evaluate_part(method, data.evals[part.name], part, cfg, mean, std, device, autocast, ctx)
+                result = evaluate_part(method, data.evals[part.name], part, cfg, device, autocast, ctx)
                 metrics.update(result.metrics)
                 per_class[part.name] = result
                 failures_seen += result.failures
@@ -251,6 +245,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
             ckpt_dir = tempfile.mkdtemp(prefix="zsar-ckpt-")
             ckpt.save(ckpt_dir, method, optimizer, scheduler, epoch + 1 if trains else 0, cfg, metrics, backbone.fingerprint)
             ckpt.write_eval_tables(ckpt_dir, per_class, failures_seen)
+            ckpt.seal(ckpt_dir)
         reporter.report(metrics, ckpt_dir)
         metrics["time/epoch_s"] = time.time() - t_epoch
         log(f"epoch {epoch + 1 if trains else 0} took {metrics['time/epoch_s']:.1f}s "
@@ -297,10 +292,10 @@ def train_func_per_worker(config: dict) -> None:
     info: PlanInfo = config["info"]
     names = config["dataset_names"]
     data = LoopData(
-        train=shard_batches("train", True) if info.train is not None else None,
+        train=shard_batches("train", True) if config["has_train"] else None,
         evals={p.name: shard_batches(names[p.name], False) for p in info.evals},
     )
-    run_loop(config["cfg"], info, data, TrainReporter(), ctx)
+    run_loop(config["cfg"], info, data, TrainReporter(), ctx, resume_from=config.get("resume_from"))
 
 
 def _quiet_ray_train_reports() -> None:

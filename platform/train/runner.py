@@ -165,13 +165,20 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
         log(f"run {name} already finished (MLflow run {run_id}); set run.name to start a new one")
         return _finished_result(uri, run_id, name, run_dir)
     log(f"{'resuming' if resumed else 'starting'} run {name} (MLflow run {run_id} in {uri})")
+    resume_from = None
+    if resumed:
+        resume_from, epoch = ckpt.latest_complete(run_dir)
+        complete = [c for c in run_dir.glob("checkpoint_*") if ckpt.is_complete(c)]
+        backfilled = track.backfill_from_checkpoints(uri, run_id, complete, epoch)
+        if backfilled:
+            log(f"logged epochs {backfilled} from checkpoints whose reports were cut off")
     info = plan_info(plan, primary_metric(plan))
     logger = track.MetricsLogger(uri, run_id)
     try:
         if cfg.resources.workers == 0:
-            metrics, best = _run_in_driver(cfg, plan, info, run_dir, logger)
+            metrics, best = _run_in_driver(cfg, plan, info, run_dir, logger, resume_from)
         else:
-            metrics, best = _run_with_ray_train(cfg, plan, info, storage, name, logger)
+            metrics, best = _run_with_ray_train(cfg, plan, info, storage, name, logger, resume_from)
     except BaseException:
         track.finish(uri, run_id, status="FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
         raise
@@ -182,7 +189,6 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
 
 def _datasets(cfg: ExperimentConfig, plan: Plan) -> dict:
     from zsar.data.pipeline import clip_spec, decoded_dataset
-    from zsar.models.backbone import create_backbone
 
     size = cfg.data.size or _backbone_size(cfg)
     out = {}
@@ -206,7 +212,7 @@ def _backbone_size(cfg: ExperimentConfig) -> int:
     return size[0] if isinstance(size, (list, tuple)) else int(size)
 
 
-def _run_in_driver(cfg, plan, info, run_dir, logger):
+def _run_in_driver(cfg, plan, info, run_dir, logger, resume_from):
     from zsar.train.reporter import LocalReporter
 
     datasets = _datasets(cfg, plan)
@@ -221,7 +227,7 @@ def _run_in_driver(cfg, plan, info, run_dir, logger):
         evals={p.name: batches(f"eval/{_safe(p.name)}", False) for p in info.evals},
     )
     reporter = LocalReporter(run_dir, on_report=logger, keep=cfg.run.checkpoints_to_keep)
-    metrics = run_loop(cfg.to_dict(), info, data, reporter, WorkerContext())
+    metrics = run_loop(cfg.to_dict(), info, data, reporter, WorkerContext(), resume_from=resume_from)
     return metrics, reporter.latest_checkpoint()
 
 
@@ -244,7 +250,7 @@ def _data_config():
     return ExactEvalDataConfig()
 
 
-def _run_with_ray_train(cfg, plan, info, storage: Path, name: str, logger):
+def _run_with_ray_train(cfg, plan, info, storage: Path, name: str, logger, resume_from):
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -254,7 +260,13 @@ def _run_with_ray_train(cfg, plan, info, storage: Path, name: str, logger):
     score = info.primary_metric
     trainer = TorchTrainer(
         train_func_per_worker,
-        train_loop_config={"cfg": cfg.to_dict(), "info": info, "dataset_names": {p.name: f"eval/{_safe(p.name)}" for p in info.evals}},
+        train_loop_config={
+            "cfg": cfg.to_dict(),
+            "info": info,
+            "resume_from": resume_from,
+            "has_train": "train" in datasets,
+            "dataset_names": {p.name: f"eval/{_safe(p.name)}" for p in info.evals},
+        },
         torch_config=TorchConfig(backend="nccl" if cfg.resources.gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.resources.workers,
@@ -313,8 +325,9 @@ def _log_final(uri, run_id, cfg, plan: Plan, metrics: dict, best: str | None) ->
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
+    # Per-epoch values were logged as they were reported; the final ones are also kept apart.
     final = {f"final/{k}": v for k, v in track.numeric(metrics).items() if k != "epoch"}
-    track.log_metrics(uri, run_id, {**final, **{k: v for k, v in track.numeric(metrics).items() if k != "epoch"}}, step=int(metrics.get("epoch", 0)))
+    track.log_metrics(uri, run_id, final, step=int(metrics.get("epoch", 0)))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "config.yaml").write_text(cfg.to_yaml())

@@ -1,0 +1,148 @@
+"""End-to-end runs on the demo data with a tiny backbone: real Ray (Train + Data), real MLflow."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from zsar.config import resolve
+from zsar.train.runner import run
+from conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _cfg(**overrides):
+    base = {"optim": {"epochs": 1, "eval_every": 1}, "tracking": {"experiment": "it"}}
+    from zsar.config import deep_merge
+
+    return resolve(method=overrides.pop("method", "vificlip"), dataset="demo", protocol="base2novel", overrides=deep_merge(base, overrides))
+
+
+def _history(uri, run_id, key):
+    return [(m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, key)]
+
+
+def test_frozen_clip_eval_logs_base_novel_hm(demo_root, zsar_home, ray_session):
+    result = run(_cfg(method="frozen_clip", run={"name": "frozen"}))
+    client = MlflowClient(result.tracking_uri)
+    logged = client.get_run(result.run_id)
+    for key in ("base_top1", "novel_top1", "hm", "base_top5"):
+        assert key in logged.data.metrics
+    b, n = logged.data.metrics["base_top1"], logged.data.metrics["novel_top1"]
+    assert logged.data.metrics["hm"] == pytest.approx(2 * b * n / (b + n) if b + n else 0.0)
+    assert logged.data.tags["method"] == "frozen_clip" and logged.data.tags["selection"] == "test"
+    assert logged.info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.yaml", "plan.json", "checkpoint", "eval"} <= artifacts
+    # the logged config resolves back to the same run config
+    local = client.download_artifacts(result.run_id, "config.yaml")
+    assert resolve(file=local).method == "frozen_clip"
+    per_class = client.download_artifacts(result.run_id, "eval/per_class/novel.csv")
+    assert len(Path(per_class).read_text().strip().splitlines()) == 1 + 8
+
+
+def test_metrics_over_two_workers_equal_one_worker(demo_root, zsar_home, ray_session):
+    one = run(_cfg(method="frozen_clip", resources={"workers": 1}, run={"name": "w1"}))
+    two = run(_cfg(method="frozen_clip", resources={"workers": 2}, run={"name": "w2"}))
+    for key in ("base_top1", "base_top5", "novel_top1", "novel_top5", "hm", "base_count", "novel_count"):
+        assert two.metrics[key] == pytest.approx(one.metrics[key]), key
+    assert one.metrics["base_count"] == 8 * 12  # every evaluation video once, none dropped or repeated
+
+
+def test_global_batch_size_is_split_across_workers(demo_root, zsar_home, ray_session):
+    for workers in (1, 2):
+        result = run(_cfg(resources={"workers": workers}, optim={"batch_size": 16, "epochs": 1}, run={"name": f"bs{workers}"}))
+        assert result.metrics["train/samples_per_step"] == 16.0
+        assert result.metrics["train/samples"] == (8 * 40 // 16) * 16  # full batches only
+
+
+def test_vificlip_learns_base_classes(demo_root, zsar_home, ray_session):
+    result = run(_cfg(optim={"epochs": 30, "eval_every": 30}, run={"name": "vifi"}))
+    chance = 100 / 8
+    assert result.metrics["base_top1"] >= 3 * chance, result.metrics
+
+
+def test_interrupted_run_resumes_from_its_checkpoint_in_one_mlflow_run(demo_root, zsar_home, tmp_path):
+    storage = tmp_path / "runs"
+    args = ["train", "--method", "vificlip", "--dataset", "demo", "--protocol", "base2novel", "--name", "resumable",
+            "--set", "optim.epochs=4", f"run.storage={storage}", "tracking.experiment=resume"]
+    exe = str(Path(sys.executable).with_name("zsar"))
+    log = open(tmp_path / "first.log", "w+")  # a file, not a pipe: a full pipe would block the run
+    proc = subprocess.Popen([exe, *args], stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    run_dir = storage / "resumable"
+    while time.time() < deadline and not list(run_dir.glob("checkpoint_*")) and proc.poll() is None:
+        time.sleep(0.2)
+    assert list(run_dir.glob("checkpoint_*")), "no checkpoint appeared: " + (tmp_path / "first.log").read_text()[-3000:]
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+    proc.wait(timeout=120)
+    first_out = (tmp_path / "first.log").read_text()
+    assert proc.returncode != 0, first_out[-3000:]
+    run_id = json.loads((run_dir / "zsar_run.json").read_text())["run_id"]
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    assert MlflowClient(uri).get_run(run_id).info.status in ("KILLED", "FAILED")
+
+    second = run_cli(*args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from" in second.stderr
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("resume").experiment_id])
+    assert [r.info.run_id for r in runs] == [run_id]  # one MLflow run, continued
+    steps = [s for s, _ in _history(uri, run_id, "train/loss")]
+    assert sorted(steps) == [1, 2, 3, 4], steps  # every epoch exactly once
+    resumed_at = int(second.stderr.split("resumed from")[1].split("at epoch")[1].split()[0])
+    assert 1 <= resumed_at < 4
+    trained_again = second.stderr.count("epoch ") and [e for e in range(1, 5) if f"epoch {e}/4 step" in second.stderr]
+    assert trained_again == list(range(resumed_at + 1, 5)), trained_again  # nothing before the checkpoint reran
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.fixture
+def target_dataset():
+    """A dataset with two zero-shot evaluation splits (demo novel-class test videos, halved)."""
+    from zsar.data.dataset import Dataset, Part, Plan, make_manifest
+    from zsar.registry import DATASETS
+
+    class DemoTargets(Dataset):
+        name = "demo_targets"
+        protocols = {"zeroshot": ("split1", "split2")}
+        needs_root = False
+
+        def plan(self, protocol, split):
+            novel = DATASETS.get("demo")().plan("base2novel", "s1").evals[1]
+            rows = novel.manifest.to_pylist()[(0 if split == "split1" else 1) :: 2]
+            manifest = make_manifest([r["path"] for r in rows], [r["class_name"] for r in rows], novel.labels)
+            return Plan(self.name, protocol, split, None, [Part("test", manifest, novel.labels)], kind="targets")
+
+    DATASETS._items["demo_targets"] = DemoTargets
+    yield DemoTargets
+    del DATASETS._items["demo_targets"]
+
+
+def test_eval_targets_log_per_split_and_mean(demo_root, zsar_home, ray_session, target_dataset):
+    targets = [{"dataset": "demo_targets", "protocol": "zeroshot", "splits": ["split1", "split2"]}]
+    result = run(_cfg(method="frozen_clip", eval_targets=targets, run={"name": "targets"}))
+    m = result.metrics
+    s1, s2 = m["demo_targets/split1/top1"], m["demo_targets/split2/top1"]
+    assert m["demo_targets/top1_mean"] == pytest.approx((s1 + s2) / 2)
+    assert m["demo_targets/top1_std"] == pytest.approx(abs(s1 - s2) / 2)
+    assert m["demo_targets/split1/count"] + m["demo_targets/split2/count"] == 8 * 12
+    logged = MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics
+    assert "demo_targets/top1_mean" in logged and "hm" in logged  # the protocol's own metrics too
+
+
+def test_demo_command_prints_the_table(demo_root, zsar_home, tmp_path):
+    out = run_cli("demo", "--out", str(tmp_path / "demo"), "--epochs", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| method | base | novel | HM |" in out.stdout
+    assert "| frozen_clip |" in out.stdout and "| vificlip |" in out.stdout
+    assert "zsar ui" in out.stdout
+    rows = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["frozen_clip", "vificlip"]
