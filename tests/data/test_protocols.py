@@ -11,7 +11,7 @@ from zsar.data.classnames import class_key, overlap, vocab
 from zsar.data.files import FileIndex, Issues
 from zsar.errors import DataError
 from zsar.registry import DATASETS
-from video_trees import SPLITS, hmdb_class, label_csv, list_names, make_hmdb, make_ucf, official
+from video_trees import SPLITS, hmdb_class, label_csv, list_names, make_hmdb, make_ucf, official, ucf_class
 
 
 @pytest.mark.parametrize("dataset, base, novel", [("hmdb51", 26, 25), ("ucf101", 51, 50), ("ssv2", 87, 87), ("kinetics400", 200, 200)])
@@ -178,3 +178,35 @@ def test_hmdb_tree_labels_by_folder(tmp_path):
             assert cls.replace(" ", "_") == hmdb_class(path.rsplit("/", 1)[-1])
     assert len(plan.evals[1]) == len(kick) and len(plan.train) == len(sword) == 32
     assert not [i for i in ds.issues if i.kind == "mismatch"]
+
+
+def test_every_published_ucf_list_entry_resolves_on_a_complete_tree(tmp_path):
+    """All 13,320 UCF-101 videos (empty files, named as CEZSAR's video list names them): every
+    published list resolves completely, by basename, with no problem of any kind."""
+    import json
+
+    from zsar.data.check import check_dataset
+    from video_trees import VIDEO_LISTS
+
+    ids = [v for vs in json.loads((VIDEO_LISTS / "cezsar" / "ucf101_dataset.json").read_text()).values() for v in vs]
+    names = [i + ".avi" for i in ids]
+    tests = {n: list_names(f"ucf_splits/val{n}.txt") for n in (1, 2, 3)}
+    root = make_ucf(tmp_path / "ucf", names, train=[n for n in names if n not in set(tests[1])], test=tests[1])
+    lists = root / "ucfTrainTestlist"
+    for n in (2, 3):
+        test = set(tests[n])
+        (lists / f"testlist0{n}.txt").write_text("".join(f"{ucf_class(v)}/{v}\n" for v in tests[n]))
+        (lists / f"trainlist0{n}.txt").write_text("".join(f"{ucf_class(v)}/{v} 1\n" for v in names if v not in test))
+    report = check_dataset("ucf101", str(root), decode=False)
+    assert not list(report.issues) and report.usable and report.videos == 13320
+    parts = {(p, s): sizes for p, s, sizes in report.plans}
+    assert len(parts) == 3 + 4 + 14 + 3
+    for s in protocols.BASE2NOVEL_SPLITS:
+        assert parts["base2novel", s] == {"train": (816, 51), "base": (2088, 51), "novel": (1695, 50)}
+    assert [parts["zeroshot", s]["test"] for s in protocols.TEST_SPLITS] == [(3783, 101), (3734, 101), (3696, 101)]
+    assert parts["zeroshot", "full"]["test"] == (13320, 101)
+    for s in protocols.CEZSAR_SPLITS:
+        train, test = parts["cezsar", s]["train"], parts["cezsar", s]["test"]
+        assert train[0] + test[0] == 13320 and (train[1], test[1]) == tuple(map(len, protocols.cezsar_classes(s)[:2]))
+    for n, s in enumerate(protocols.TEST_SPLITS, 1):
+        assert parts["full", s] == {"train": (13320 - len(tests[n]), 101), "test": (len(tests[n]), 101)}

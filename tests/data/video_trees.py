@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
 from zsar.data.classnames import class_key
@@ -19,13 +20,23 @@ VIDEO_LISTS = resource("protocols", "video")
 SPLITS = VIDEO_LISTS / "datasets_splits"
 
 
+@lru_cache(maxsize=None)
+def _official(dataset: str) -> tuple[str, ...]:
+    return tuple(resource("labels", f"{dataset}.txt").read_text().splitlines())
+
+
 def official(dataset: str) -> list[str]:
-    return resource("labels", f"{dataset}.txt").read_text().splitlines()
+    return list(_official(dataset))
+
+
+@lru_cache(maxsize=None)
+def _folders(dataset: str) -> dict[str, str]:
+    return {class_key(n): n for n in _official(dataset)}
 
 
 def folder_of(dataset: str, name: str) -> str:
     """The dataset's own folder spelling of a class given in any spelling."""
-    return {class_key(n): n for n in official(dataset)}[class_key(name)]
+    return _folders(dataset)[class_key(name)]
 
 
 def put(path: Path, clip: Path | None = None) -> Path:
@@ -58,16 +69,17 @@ def make_ucf(root: Path, names: list[str], train: list[str] = (), test: list[str
     lists = root / "ucfTrainTestlist"
     lists.mkdir(parents=True, exist_ok=True)
     classes = official("ucf101")
+    index = {c: i + 1 for i, c in enumerate(classes)}
     (lists / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
     for split in (1, 2, 3):
-        (lists / f"trainlist0{split}.txt").write_text("".join(f"{ucf_class(n)}/{n} {classes.index(ucf_class(n)) + 1}\n" for n in train))
+        (lists / f"trainlist0{split}.txt").write_text("".join(f"{ucf_class(n)}/{n} {index[ucf_class(n)]}\n" for n in train))
         (lists / f"testlist0{split}.txt").write_text("".join(f"{ucf_class(n)}/{n}\n" for n in test))
     return root
 
 
 def hmdb_class(filename: str) -> str:
     """The HMDB-51 class embedded in a video's file name (`..._<class>_<tags>_<n>.avi`)."""
-    return max((c for c in official("hmdb51") if f"_{c}_" in filename), key=len)
+    return max((c for c in _official("hmdb51") if f"_{c}_" in filename), key=len)
 
 
 def make_hmdb(root: Path, names: list[str], tags: dict[str, int] | None = None, clip=None) -> Path:
