@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True)
     synth.add_argument("--modality", choices=["video"], default="video")
     synth.add_argument("--seed", type=int, default=0)
+    check = dsub.add_parser("check", help="validate a dataset tree against its protocols; every failed file with its reason")
+    check.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
+    check.add_argument("--root", help="the dataset's folder")
+    check.add_argument("--protocol", help="check one protocol (default: all of the dataset's)")
+    check.add_argument("--split", help="check one split of --protocol (default: all)")
+    check.add_argument("--frames", type=int, default=3, help="frames decoded per video (default 3)")
+    check.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1), help="videos decoded in parallel")
+    check.add_argument("--no-decode", action="store_true", help="check names, classes and splits only")
+    check.add_argument("--max-failures", type=float, default=0.0, metavar="FRACTION",
+                       help="missing + unreadable videos tolerated, as a fraction of those named (default 0)")
 
     p = sub.add_parser("train", help="train (and evaluate) a method under a protocol")
     _add_run_args(p)
@@ -112,6 +122,18 @@ def cmd_data_synth(args):
 
     out = synthesize(args.out, seed=args.seed, progress=progress)
     print(out)
+
+
+def cmd_data_check(args):
+    from zsar.data.check import check_dataset
+
+    def progress(done, total):
+        print(f"[zsar] decoded {done}/{total} videos", file=sys.stderr, flush=True)
+
+    report = check_dataset(args.dataset, args.root, args.protocol, args.split, frames=max(args.frames, 1), jobs=args.jobs,
+                           decode=not args.no_decode, max_failures=args.max_failures, progress=progress)
+    report.print()
+    return 0 if report.usable else 1
 
 
 def _print_result(result):
@@ -184,6 +206,7 @@ COMMANDS = {
     ("datasets",): cmd_datasets,
     ("config", "show"): cmd_config_show,
     ("data", "synth"): cmd_data_synth,
+    ("data", "check"): cmd_data_check,
     ("train",): cmd_train,
     ("eval",): cmd_eval,
     ("ui",): cmd_ui,
@@ -196,14 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     key = tuple(x for x in (args.command, getattr(args, "config_command", None), getattr(args, "data_command", None)) if x)
     try:
-        COMMANDS[key](args)
+        status = COMMANDS[key](args)
     except ZsarError as e:
         print(f"zsar: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zsar: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

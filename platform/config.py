@@ -1,6 +1,7 @@
 """Typed experiment config: dataclasses <- YAML file + `--set key=value`.
 
-Resolution order (later wins): field defaults < the dataset's defaults < the method's presets
+Resolution order (later wins): field defaults < the dataset's defaults (then those of its
+protocol: kinetics400 `zeroshot` brings its default `eval_targets`) < the method's presets
 ("default", then the protocol, the dataset, "dataset/protocol") < the YAML file < `--set`.
 Every key is checked: an unknown key names the nearest valid ones; a wrong type or a value out
 of range names the field.
@@ -128,6 +129,7 @@ class ExperimentConfig:
     run: RunConfig = F(factory=RunConfig)
     resources: ResourcesConfig = F(factory=ResourcesConfig)
     eval_targets: list[EvalTarget] = F(factory=list)
+    roots: dict = F(factory=dict, help="dataset roots by name, for eval targets given without a root: roots.ucf101=/data/UCF101")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -369,6 +371,7 @@ def resolve(
 
     merged: dict = {}
     merged = deep_merge(merged, getattr(dataset_cls, "config_defaults", {}) or {})
+    merged = deep_merge(merged, (getattr(dataset_cls, "protocol_defaults", {}) or {}).get(probe.protocol, {}))
     for layer in preset_layers(method_cls, probe.dataset, probe.protocol):
         merged = deep_merge(merged, layer)
     merged = deep_merge(merged, user)

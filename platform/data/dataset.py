@@ -75,6 +75,8 @@ class Dataset:
     modality = "video"
     protocols: dict[str, tuple[str, ...]] = {"full": ("all",)}
     config_defaults: dict = {}
+    protocol_defaults: dict[str, dict] = {}  # config defaults that apply under one protocol only
+    variant_splits: dict[str, tuple[str, ...]] = {}  # splits `--split all` leaves out (e.g. zeroshot `full`)
     needs_root = True
     description = ""
 
@@ -96,6 +98,12 @@ class Dataset:
         if split != "all" and split not in splits:
             raise ZsarError(f"protocol '{protocol}' of '{cls.name}' has no split '{split}'; its splits: {', '.join(splits)}, all")
         return split
+
+    @classmethod
+    def splits_for_all(cls, protocol: str) -> tuple[str, ...]:
+        """The splits `--split all` runs and averages."""
+        skip = set(cls.variant_splits.get(protocol, ()))
+        return tuple(s for s in cls.protocols[protocol] if s not in skip)
 
     def plan(self, protocol: str, split: str) -> Plan:
         raise NotImplementedError

@@ -45,20 +45,49 @@ def primary_metric(plan: Plan) -> str:
 
 
 def build_plan(cfg: ExperimentConfig, split: str) -> Plan:
+    from zsar.data.classnames import overlap
+
     dataset_cls = DATASETS.get(cfg.dataset)
     dataset_cls.check_protocol(cfg.protocol, split)
     plan = dataset_cls(cfg.root).plan(cfg.protocol, split)
     for target in cfg.eval_targets:
         target_cls = DATASETS.get(target.dataset)
-        for target_split in target.splits or [target_cls.check_protocol(target.protocol, None)]:
+        root = target.root or cfg.roots.get(target.dataset)
+        if root is None and target_cls.needs_root:
+            raise ConfigError(
+                f"eval target '{target.dataset}' has no root: --set roots.{target.dataset}=DIR, a root in its "
+                f"eval_targets entry, or --set eval_targets=[] to evaluate on none"
+            )
+        splits = target.splits or [target_cls.check_protocol(target.protocol, None)]
+        for target_split in splits:
             target_cls.check_protocol(target.protocol, target_split)
-            target_plan = target_cls(target.root).plan(target.protocol, target_split)
+        source = target_cls(root)
+        for target_split in splits:
+            target_plan = source.plan(target.protocol, target_split)
+            name = f"{target.dataset}/{target_split}"
             for part in target_plan.evals:
-                prefix = f"{target.dataset}/{target_split}/"
+                prefix = f"{name}/"
                 if len(target_plan.evals) > 1:  # e.g. a base-to-novel target: one prefix per part
                     prefix += f"{part.name}_"
-                plan.evals.append(Part(f"{target.dataset}/{target_split}/{part.name}", part.manifest, part.labels, prefix))
-        plan.notes.setdefault("eval_targets", []).append(dataclasses.asdict(target))
+                plan.evals.append(Part(f"{name}/{part.name}", part.manifest, part.labels, prefix))
+                if plan.train is not None:  # cross-dataset class overlap is part of the protocol: reported, not removed
+                    shared = overlap(plan.train.labels.names, part.labels.names)
+                    plan.notes.setdefault("cross_dataset_overlap", {})[f"{name}/{part.name}"] = {
+                        "classes": shared, "count": len(shared), "of": len(part.labels),
+                    }
+            if target_plan.notes:
+                plan.notes.setdefault("target_notes", {})[name] = target_plan.notes
+        shared = plan.notes.get("cross_dataset_overlap", {}).get(f"{target.dataset}/{splits[0]}/test")
+        if shared and shared["count"]:
+            log(f"{shared['count']} of the {shared['of']} {target.dataset} classes are {cfg.dataset} training classes too "
+                f"(part of the published protocol; listed in plan.json)")
+        plan.notes.setdefault("eval_targets", []).append({**dataclasses.asdict(target), "root": root})
+    if not plan.evals:
+        raise ConfigError(f"protocol '{cfg.protocol}' of '{cfg.dataset}' evaluates on eval_targets, and none are set")
+    if cfg.text.descriptions:
+        from zsar.data.descriptions import attach_descriptions
+
+        attach_descriptions(plan, cfg.text.descriptions)
     return plan
 
 
@@ -95,7 +124,7 @@ def run(cfg: ExperimentConfig, *, dry_run: bool = False) -> RunResult | dict:
     split = dataset_cls.check_protocol(cfg.protocol, cfg.split)
     if split != "all":
         return run_split(dataclasses.replace(cfg, split=split), dry_run=dry_run)
-    return run_all_splits(cfg, dataset_cls.protocols[cfg.protocol], dry_run=dry_run)
+    return run_all_splits(cfg, dataset_cls.splits_for_all(cfg.protocol), dry_run=dry_run)
 
 
 def run_all_splits(cfg: ExperimentConfig, splits, *, dry_run: bool = False):

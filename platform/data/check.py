@@ -1,0 +1,142 @@
+"""`zsar data check`: validate a dataset tree against its protocols without training.
+
+Builds every plan asked for (one protocol and split, or all of them), then decodes a few frames of
+every video those plans use. Reports every problem on its own line (`kind  path: reason`): files
+a list or annotation names that are not there, files that do not decode, list entries of unknown
+classes, duplicates, a video or class on both sides of a split, a list that disagrees with the
+dataset about a class, parts left empty. Then a summary.
+
+Exit status: 0 when the dataset is usable, 1 when it is not: any structural problem, or more
+missing + unreadable videos than `max_failures` (a fraction of the videos the plans name; Kinetics
+downloads always miss some, so `--max-failures 0.1` is a sensible choice there).
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from zsar.data.files import FILE_FAILURES, Issues
+from zsar.errors import DataError, ZsarError
+from zsar.registry import DATASETS
+
+
+def probe(path: str, frames: int = 3) -> str | None:
+    """None if the first `frames` frames decode (and one near the end where the container can
+    seek there), else why not."""
+    import av
+
+    try:
+        with av.open(path, mode="r", timeout=30) as container:
+            if not container.streams.video:
+                return "no video stream"
+            stream = container.streams.video[0]
+            decoded = 0
+            for _ in container.decode(stream):
+                decoded += 1
+                if decoded >= frames:
+                    break
+            if decoded == 0:
+                return "no frame decodes"
+            if stream.duration and stream.duration > 0:
+                container.seek(int(stream.start_time or 0) + int(stream.duration * 0.9), stream=stream)
+                if next(iter(container.decode(stream)), None) is None:
+                    return "the first frames decode, but nothing near the end (truncated?)"
+    except Exception as e:  # any demuxer/decoder failure is a property of the file
+        first = str(e).splitlines()[0] if str(e) else ""
+        return f"{type(e).__name__}: {first}"[:300]
+    return None
+
+
+@dataclass
+class CheckReport:
+    dataset: str
+    root: str
+    plans: list = field(default_factory=list)  # (protocol, split, {part: (videos, classes)})
+    issues: Issues = field(default_factory=Issues)
+    videos: int = 0  # distinct videos the plans use
+    decoded: bool = True
+    max_failures: float = 0.0
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for i in self.issues if i.kind in FILE_FAILURES)
+
+    @property
+    def named(self) -> int:
+        """Videos the plans name: those found plus those missing."""
+        return self.videos + sum(1 for i in self.issues if i.kind == "missing")
+
+    @property
+    def structural(self) -> int:
+        return sum(1 for i in self.issues if i.is_error and i.kind not in FILE_FAILURES)
+
+    @property
+    def usable(self) -> bool:
+        if not self.plans or self.structural:
+            return False
+        return self.failures <= self.max_failures * max(self.named, 1)
+
+    def print(self, out=sys.stdout) -> None:
+        for issue in sorted(self.issues, key=lambda i: (not i.is_error, i.kind, i.path)):
+            print(f"{issue.kind:<13} {issue.path}: {issue.reason}", file=out)
+        print(f"\n{self.dataset} at {self.root}", file=out)
+        for protocol, split, parts in self.plans:
+            shown = ", ".join(f"{name} {v} videos / {c} classes" for name, (v, c) in parts.items())
+            print(f"  {protocol}/{split}: {shown}", file=out)
+        counts = self.issues.counts()
+        shown = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no problems"
+        decoded = f"{self.videos} videos {'decoded' if self.decoded else 'found (not decoded: --no-decode)'}"
+        print(f"  {decoded}; {shown}", file=out)
+        if self.usable:
+            print("usable" + (f" ({self.failures} of {self.named} videos missing or unreadable)" if self.failures else ""), file=out)
+        else:
+            why = []
+            if not self.plans:
+                why.append("no protocol split could be built")
+            if self.structural:
+                why.append(f"{self.structural} structural problems")
+            if self.failures > self.max_failures * max(self.named, 1):
+                why.append(f"{self.failures} of {self.named} videos missing or unreadable (allowed: --max-failures {self.max_failures:g})")
+            print("UNUSABLE: " + "; ".join(why), file=out)
+
+
+def check_dataset(dataset: str, root: str | None, protocol: str | None = None, split: str | None = None, *,
+                  frames: int = 3, jobs: int = 8, decode: bool = True, max_failures: float = 0.0,
+                  progress=None) -> CheckReport:
+    cls = DATASETS.get(dataset)
+    if protocol is not None:
+        cls.check_protocol(protocol, split)
+    elif split is not None:
+        raise ZsarError("--split needs --protocol")
+    ds = cls(root)
+    ds.quiet = True
+    report = CheckReport(dataset, str(getattr(ds, "root", root)), decoded=decode, max_failures=max_failures)
+    issues = getattr(ds, "issues", None)
+    report.issues = issues if issues is not None else Issues()
+    wanted = [protocol] if protocol else list(cls.protocols)
+    paths: dict[str, None] = {}
+    for proto in wanted:
+        splits = cls.protocols[proto] if split in (None, "all") else (split,)
+        for s in splits:
+            try:
+                plan = ds.plan(proto, s)
+            except DataError as e:
+                report.issues.add("protocol", f"{proto}/{s}", str(e))
+                continue
+            parts = ([plan.train] if plan.train is not None else []) + list(plan.evals)
+            report.plans.append((proto, s, {p.name: (len(p), len(p.labels)) for p in parts}))
+            for part in parts:
+                if len(part) == 0:
+                    report.issues.add("empty", f"{proto}/{s}/{part.name}", "no video of this part was found")
+                paths.update(dict.fromkeys(part.manifest["path"].to_pylist()))
+    report.videos = len(paths)
+    if decode and paths:
+        with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+            for n, (path, reason) in enumerate(zip(paths, pool.map(lambda p: probe(p, frames), paths)), 1):
+                if reason is not None:
+                    report.issues.add("unreadable", path, reason)
+                if progress is not None and (n % 500 == 0 or n == len(paths)):
+                    progress(n, len(paths))
+    return report
