@@ -16,6 +16,17 @@ REAL_CLIPS = sorted(p for p in (FIXTURES / "real_clips").iterdir() if p.suffix i
 ARTIFACTS = REPO / "test-artifacts"
 
 
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory) -> Path:
     """One ZSAR_HOME for the session: the demo data is rendered into it once."""

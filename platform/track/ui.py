@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from zsar.errors import ZsarError
 from zsar.track.mlflow_log import resolve_uri
 
 
 def ui_command(uri: str, host: str, port: int) -> list[str]:
-    mlflow_bin = shutil.which("mlflow")
-    base = [mlflow_bin] if mlflow_bin else [sys.executable, "-m", "mlflow"]
+    # the mlflow beside this interpreter, not whichever one PATH finds first
+    beside = Path(sys.executable).with_name("mlflow")
+    base = [str(beside)] if beside.is_file() else [sys.executable, "-m", "mlflow"]
     return base + ["ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
 
 

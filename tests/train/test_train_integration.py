@@ -146,3 +146,35 @@ def test_demo_command_prints_the_table(demo_root, zsar_home, tmp_path):
     assert "zsar ui" in out.stdout
     rows = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert [r["method"] for r in rows] == ["frozen_clip", "vificlip"]
+
+
+def test_eval_from_checkpoint_reproduces_the_runs_metrics(demo_root, zsar_home, ray_session, tmp_path):
+    trained = run(_cfg(optim={"epochs": 1}, run={"name": "to-eval", "storage": str(tmp_path / "runs")}))
+    assert trained.checkpoint
+    out = run_cli("eval", "--checkpoint", trained.checkpoint, "--name", "evaluated")
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads(out.stdout[: out.stdout.rindex("}") + 1])["metrics"]
+    for key in ("base_top1", "novel_top1", "hm"):
+        assert metrics[key] == pytest.approx(trained.metrics[key], abs=0.01), key
+    # and through the MLflow run id
+    by_run = run_cli("eval", "--run", trained.run_id, "--name", "evaluated-by-run")
+    assert by_run.returncode == 0, by_run.stderr[-3000:]
+    assert json.loads(by_run.stdout[: by_run.stdout.rindex("}") + 1])["metrics"]["base_top1"] == metrics["base_top1"]
+
+
+def test_split_all_runs_every_split_and_logs_means(demo_root, zsar_home, ray_session):
+    result = run(_cfg(method="frozen_clip", split="all", run={"name": "all-splits"}))
+    assert len(result.children) == 3
+    values = [c.metrics["hm"] for c in result.children]
+    assert result.metrics["hm_mean"] == pytest.approx(sum(values) / 3)
+    client = MlflowClient(result.tracking_uri)
+    parent = client.get_run(result.run_id)
+    assert "hm_mean" in parent.data.metrics and "base_top1_std" in parent.data.metrics
+    for child in result.children:
+        assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == result.run_id
+
+
+@pytest.mark.gpu
+def test_gpu_training_with_bf16_autocast(demo_root, zsar_home, ray_session):
+    result = run(_cfg(resources={"workers": 1, "gpu": True}, optim={"epochs": 1, "amp": True}, run={"name": "gpu"}))
+    assert result.metrics["train/samples"] > 0 and "hm" in result.metrics
