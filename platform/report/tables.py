@@ -131,7 +131,7 @@ def base_to_novel(runs: list[RunRecord]) -> Table:
     table = Table(
         "base2novel", "Base-to-novel: top-1 (%) per split and mean ± std over s1..s3",
         ["dataset", "method", "selection"], columns,
-        plot_columns=[columns.index((MEAN, m)) for m, _ in B2N_METRICS],
+        plot_columns=[columns.index((s, "HM")) for s in B2N_SPLITS] + [columns.index((MEAN, m)) for m, _ in B2N_METRICS],
         notes=["HM = 2·Base·Novel/(Base+Novel); the mean column's HM is the HM of the mean Base and Novel."],
     )
     for (dataset, method, selection), group in _grouped(runs, lambda r: (r.tag("dataset"), r.tag("method"), r.selection)).items():
