@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--run", help="an MLflow run id whose checkpoint to evaluate")
     _add_run_args(p)
 
+    p = sub.add_parser("report", help="paper-style tables (Markdown + CSV), plots and one HTML page from MLflow runs")
+    p.add_argument("--experiment", help="MLflow experiment name (default: every experiment)")
+    p.add_argument("--runs", dest="run_filter", metavar="FILTER", help="MLflow search filter, e.g. \"tags.method = 'vificlip'\"")
+    p.add_argument("--out", required=True, help="output folder (index.html, report.md, tables/, plots/)")
+    p.add_argument("--run", dest="chosen_runs", action="append", metavar="RUN_ID",
+                   help="a run to plot per-class accuracy, confusion and t-SNE for (repeatable; default: the newest that logged them)")
+    p.add_argument("--tsne-videos", type=int, default=64, help="videos embedded for the t-SNE (0: no t-SNE)")
+
     p = sub.add_parser("ui", help="start the MLflow UI on the store in use")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")
@@ -188,6 +196,14 @@ def _download_checkpoint(run_id: str) -> str:
         raise ZsarError(f"run {run_id} has no checkpoint artifact in {resolve_uri()} ({str(e).splitlines()[0]})") from None
 
 
+def cmd_report(args):
+    from zsar.report.build import build_report
+
+    index = build_report(args.out, experiment=args.experiment, run_filter=args.run_filter,
+                         chosen_runs=args.chosen_runs, tsne_videos=args.tsne_videos)
+    print(index)
+
+
 def cmd_ui(args):
     from zsar.track.ui import serve
 
@@ -209,6 +225,7 @@ COMMANDS = {
     ("data", "check"): cmd_data_check,
     ("train",): cmd_train,
     ("eval",): cmd_eval,
+    ("report",): cmd_report,
     ("ui",): cmd_ui,
 }
 

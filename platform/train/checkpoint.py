@@ -94,11 +94,21 @@ def restore(path, method, optimizer, scheduler, fingerprint: str) -> int:
 
 
 def write_eval_tables(path, results: dict, failures: list[dict]) -> None:
-    """per_class/<part>.csv (class, top1, count) and failures.csv (path, error)."""
+    """per_class/<part>.csv (class, top1, count), confusion/<part>.csv (true class per line,
+    predicted class per column, counts) and failures.csv (path, error)."""
+    from zsar.train.metrics import confusion_matrix
+
     path = Path(path)
     if results:
         (path / "per_class").mkdir(exist_ok=True)
+        (path / "confusion").mkdir(exist_ok=True)
     for name, result in results.items():
+        cm = confusion_matrix(result.scores, result.labels, len(result.class_names))
+        with open(path / "confusion" / f"{name.replace('/', '_')}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["true \\ predicted", *result.class_names])
+            for cls, counts in zip(result.class_names, cm):
+                w.writerow([cls, *(int(c) for c in counts)])
         acc = result.per_class()
         counts = np.bincount(result.labels, minlength=len(result.class_names))
         with open(path / "per_class" / f"{name.replace('/', '_')}.csv", "w", newline="") as f:

@@ -257,7 +257,9 @@ def _run_in_driver(cfg, plan, info, run_dir, logger, resume_from):
     )
     reporter = LocalReporter(run_dir, on_report=logger, keep=cfg.run.checkpoints_to_keep)
     metrics = run_loop(cfg.to_dict(), info, data, reporter, WorkerContext(), resume_from=resume_from)
-    return metrics, reporter.latest_checkpoint()
+    # LocalReporter keeps no record of its own (latest_checkpoint() is None): the newest complete
+    # checkpoint in the run directory is the one to log, or the run's eval tables never reach MLflow.
+    return metrics, ckpt.latest_complete(run_dir)[0]
 
 
 def _data_config():
@@ -366,9 +368,9 @@ def _log_final(uri, run_id, cfg, plan: Plan, metrics: dict, best: str | None) ->
         client.log_artifact(run_id, str(tmp / "plan.json"))
     if best:
         client.log_artifacts(run_id, best, artifact_path="checkpoint")
-        for sub in ("per_class",):
+        for sub in ("per_class", "confusion"):
             if (Path(best) / sub).is_dir():
-                client.log_artifacts(run_id, str(Path(best) / sub), artifact_path="eval/per_class")
+                client.log_artifacts(run_id, str(Path(best) / sub), artifact_path=f"eval/{sub}")
         if (Path(best) / "failures.csv").is_file():
             client.log_artifact(run_id, str(Path(best) / "failures.csv"), artifact_path="eval")
 
