@@ -124,6 +124,12 @@ class Method(nn.Module):
         if bad_missing or unexpected:
             raise RuntimeError(f"checkpoint does not fit method '{self.name}': missing {bad_missing[:5]}, unexpected {unexpected[:5]}")
 
+    @classmethod
+    def cost_params(cls, exp) -> dict:
+        """Cost figures of this method under config `exp` (e.g. tunable parameters, multiply-
+        accumulates per clip) that a run logs as MLflow params when it starts; none by default."""
+        return {}
+
     def param_count(self) -> dict[str, int]:
         return {
             "params_total": sum(p.numel() for p in self.parameters()),

@@ -204,6 +204,8 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
     info = plan_info(plan, primary_metric(plan))
     logger = track.MetricsLogger(uri, run_id)
     try:
+        if not resumed:
+            track.log_params(uri, run_id, METHODS.get(cfg.method).cost_params(cfg))
         if cfg.resources.workers == 0:
             metrics, best = _run_in_driver(cfg, plan, info, run_dir, logger, resume_from)
         else:
