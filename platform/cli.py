@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="synthesise or check data")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    synth = dsub.add_parser("synth", help="render the synthetic demo dataset as real videos")
+    synth = dsub.add_parser("synth", help="render a synthetic demo dataset: real videos, or official-format .skeleton files")
     synth.add_argument("--out", required=True)
-    synth.add_argument("--modality", choices=["video"], default="video")
+    synth.add_argument("--modality", choices=["video", "skeleton"], default="video")
     synth.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("train", help="train (and evaluate) a method under a protocol")
@@ -104,11 +104,15 @@ def cmd_config_show(args):
 
 
 def cmd_data_synth(args):
-    from zsar.data.synth import synthesize
+    if args.modality == "skeleton":
+        from zsar.data.skeleton_synth import synthesize
+    else:
+        from zsar.data.synth import synthesize
+    what = "skeleton files" if args.modality == "skeleton" else "videos"
 
     def progress(done, total):
         if done % 64 == 0 or done == total:
-            print(f"[zsar] rendered {done}/{total} videos", file=sys.stderr, flush=True)
+            print(f"[zsar] rendered {done}/{total} {what}", file=sys.stderr, flush=True)
 
     out = synthesize(args.out, seed=args.seed, progress=progress)
     print(out)
