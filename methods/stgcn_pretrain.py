@@ -49,7 +49,7 @@ class StgcnPretrain(SkeletonMethod):
         "ntu120": {"data": NTU_DATA, "optim": {"epochs": 80, "batch_size": 64}},
         "pkummd": {"data": NTU_DATA, "optim": {"epochs": 80, "batch_size": 64}},
         "demo_skeleton": {"hparams": {"encoder": TINY_STGCN},
-                          "optim": {"epochs": 15, "batch_size": 16, "lr": 2e-3, "eval_every": 5}},
+                          "optim": {"epochs": 20, "batch_size": 16, "lr": 3e-3, "eval_every": 5}},
     }
 
     def __init__(self, cfg: StgcnPretrainConfig, backbone, exp):

@@ -123,7 +123,7 @@ def _print_result(result):
         print(json.dumps(result, indent=1))
         return
     shown = {k: round(v, 2) for k, v in sorted(result.metrics.items()) if isinstance(v, float) and "/" not in k or k.endswith("top1_mean")}
-    print(json.dumps({"run": result.run_name, "mlflow_run_id": result.run_id, "metrics": shown}, indent=1))
+    print(json.dumps({"run": result.run_name, "mlflow_run_id": result.run_id, "checkpoint": result.checkpoint, "metrics": shown}, indent=1))
     print(f"MLflow store: {result.tracking_uri}  (zsar ui)")
 
 

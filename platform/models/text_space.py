@@ -53,7 +53,8 @@ def minilm() -> TextSpace:
         def encode(sentences):
             return model.encode(sentences, convert_to_tensor=True, batch_size=64, show_progress_bar=False)
 
-        _MINILM = TextSpace(f"all-MiniLM-L6-v2@{weights_fingerprint(model)}", model.get_sentence_embedding_dimension(), encode)
+        dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in 6.x
+        _MINILM = TextSpace(f"all-MiniLM-L6-v2@{weights_fingerprint(model)}", dim(), encode)
     return _MINILM
 
 

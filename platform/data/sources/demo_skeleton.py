@@ -49,7 +49,9 @@ class DemoSkeletonDataset(Dataset):
         "backbone": {"name": "zsar-tiny", "pretrained": None},
         "text": {"templates": "name"},
         # One performer per sequence; 16 frames sample even the quick movements ~5 times a repetition.
-        "data": {"num_frames": 16, "decode_batch": 32, "augment": True, "skeleton": {"bodies": 1}},
+        # No augmentation: clips are decoded once and kept in the object store (parsing text files
+        # every epoch would dominate a CPU run).
+        "data": {"num_frames": 16, "decode_batch": 32, "augment": False, "skeleton": {"bodies": 1}},
         "optim": {"epochs": 30, "batch_size": 16, "eval_batch_size": 64, "lr": 1e-3, "warmup_epochs": 1.0,
                   "weight_decay": 1e-4, "eval_every": 10},
     }
