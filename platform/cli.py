@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="synthesise or check data")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    synth = dsub.add_parser("synth", help="render the synthetic demo dataset as real videos")
+    synth = dsub.add_parser("synth", help="render a synthetic demo dataset: real videos, or official-format .skeleton files")
     synth.add_argument("--out", required=True)
-    synth.add_argument("--modality", choices=["video"], default="video")
+    synth.add_argument("--modality", choices=["video", "skeleton"], default="video")
     synth.add_argument("--seed", type=int, default=0)
     check = dsub.add_parser("check", help="validate a dataset tree against its protocols; every failed file with its reason")
     check.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
@@ -122,11 +122,15 @@ def cmd_config_show(args):
 
 
 def cmd_data_synth(args):
-    from zsar.data.synth import synthesize
+    if args.modality == "skeleton":
+        from zsar.data.skeleton_synth import synthesize
+    else:
+        from zsar.data.synth import synthesize
+    what = "skeleton files" if args.modality == "skeleton" else "videos"
 
     def progress(done, total):
         if done % 64 == 0 or done == total:
-            print(f"[zsar] rendered {done}/{total} videos", file=sys.stderr, flush=True)
+            print(f"[zsar] rendered {done}/{total} {what}", file=sys.stderr, flush=True)
 
     out = synthesize(args.out, seed=args.seed, progress=progress)
     print(out)
@@ -149,7 +153,7 @@ def _print_result(result):
         print(json.dumps(result, indent=1))
         return
     shown = {k: round(v, 2) for k, v in sorted(result.metrics.items()) if isinstance(v, float) and "/" not in k or k.endswith("top1_mean")}
-    print(json.dumps({"run": result.run_name, "mlflow_run_id": result.run_id, "metrics": shown}, indent=1))
+    print(json.dumps({"run": result.run_name, "mlflow_run_id": result.run_id, "checkpoint": result.checkpoint, "metrics": shown}, indent=1))
     print(f"MLflow store: {result.tracking_uri}  (zsar ui)")
 
 

@@ -32,6 +32,14 @@ def F(default=dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, help="
 
 
 @dataclass
+class SkeletonDataConfig:
+    bodies: int = F(2, ge=1, le=4, help="bodies kept per sequence (the main one by motion energy first)")
+    temporal: Literal["resample", "pad"] = F("resample", help="resample: one frame per uniform segment; pad: T consecutive frames, zero-padded")
+    align: bool = F(False, help="rotate each sequence so that its first frame's spine is vertical and its shoulders horizontal")
+    spread_ratio: float = F(0.8, gt=0.0, help="drop bodies whose mean width/height exceeds this (not body-like)")
+
+
+@dataclass
 class DataConfig:
     num_frames: int = F(8, ge=1, help="frames per clip (T)")
     sampler: Literal["segment", "dense"] = F("segment", help="segment: one frame per uniform segment; dense: T frames at `stride`")
@@ -48,6 +56,7 @@ class DataConfig:
     decode_tasks: int = F(2, ge=1, help="concurrent Ray Data decode tasks")
     decode_batch: int = F(4, ge=1, help="videos per decode task batch")
     decoder_threads: int = F(1, ge=0, help="PyAV decoder threads per video (0: FFmpeg's choice)")
+    skeleton: SkeletonDataConfig = F(factory=SkeletonDataConfig, help="skeleton datasets only")
 
 
 @dataclass
@@ -120,6 +129,7 @@ class ExperimentConfig:
     split: Optional[str] = F(None, help="protocol split; default the protocol's first; `all` runs every split")
     seed: int = F(0)
     selection: Literal["val", "test"] = F("test", help="what selected this run's hyperparameters")
+    gzsl_gamma: float = F(0.0, help="GZSL calibrated stacking: subtracted from seen-class scores before the argmax (in the method's logit units)")
     hparams: dict = F(factory=dict, help="the method's hyperparameters (its Config dataclass)")
     data: DataConfig = F(factory=DataConfig)
     optim: OptimConfig = F(factory=OptimConfig)

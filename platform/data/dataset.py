@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pyarrow as pa
 
-from zsar.errors import ZsarError
+from zsar.errors import DataError, ZsarError
 from zsar.models.text import LabelSet
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
@@ -46,6 +46,9 @@ class Part:
     manifest: pa.Table
     labels: LabelSet
     prefix: str = ""  # metric prefix: "base_", "novel_", "ucf101/split1/", ""
+    # GZSL parts: the classes among `labels` that were seen in training. Their scores are lowered
+    # by `gzsl_gamma` (calibrated stacking) and the part also reports `seen`, `unseen` and `h`.
+    seen: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return self.manifest.num_rows
@@ -58,9 +61,22 @@ class Plan:
     split: str
     train: Part | None
     evals: list[Part]
-    kind: str = "full"  # "full" | "base2novel" | "targets": decides the derived metrics
+    kind: str = "full"  # "full" | "base2novel" | "targets" | "zsl" | "gzsl": decides the derived metrics
     notes: dict = field(default_factory=dict)  # logged with the run (overlaps, filtered classes)
     selection: str = "test"
+    unseen: tuple[str, ...] = ()  # zero-shot classes: never in any training stage
+
+    def __post_init__(self):
+        self.check_no_unseen_in_training()
+
+    def check_no_unseen_in_training(self) -> None:
+        """Raise if an unseen class name or sample is part of the training part."""
+        if not self.unseen or self.train is None:
+            return
+        held_out = set(self.unseen)
+        leaked = held_out & (set(self.train.labels.names) | set(self.train.manifest["class_name"].to_pylist()))
+        if leaked:
+            raise DataError(f"{self.dataset}/{self.protocol}/{self.split}: unseen classes in training: {sorted(leaked)[:5]}")
 
     def derived_metrics(self, metrics: dict) -> dict:
         from zsar.train.metrics import derived_metrics

@@ -66,16 +66,19 @@ def clip_bytes(spec: ClipSpec) -> int:
     return spec.num_views * spec.num_frames * spec.size * spec.size * 3
 
 
-def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool, seed: int | None = None):
+def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool, seed: int | None = None,
+                    decode=decode_batch, row_bytes: int | None = None, columns=("path", "label", "index")):
     """A Ray Dataset of decoded clips for `manifest` (see the module docstring).
 
     Clips without per-epoch randomness (evaluation views, training without augmentation) are the
     same every epoch: when they fit in IN_MEMORY_LIMIT they are decoded once and materialised in
     the object store; otherwise (and for augmented training) the dataset stays lazy and streams.
+    Other modalities pass their own `decode` UDF (same contract as `decode_batch`: `spec` as a dict,
+    failed rows kept with ok=False), the decoded size of one row, and the manifest `columns` it reads.
     """
     import ray.data
 
-    table = manifest.select(["path", "label", "index"])
+    table = manifest.select(list(columns))
     if train:
         # Manifests are grouped by class: mix the rows once, and the blocks' order every epoch.
         order = np.random.default_rng(seed or 0).permutation(table.num_rows)
@@ -84,7 +87,7 @@ def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool
     blocks = [table.slice(i, rows_per_block) for i in range(0, max(table.num_rows, 1), rows_per_block)]
     ds = ray.data.from_arrow(blocks)
     ds = ds.map_batches(
-        decode_batch,
+        decode,
         fn_kwargs={"spec": dataclasses.asdict(spec), "seed": None if train else seed},
         batch_size=data_cfg.decode_batch,
         batch_format="numpy",
@@ -92,6 +95,7 @@ def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool
         num_cpus=1,
         zero_copy_batch=True,
     )
-    if not spec.train and manifest.num_rows * clip_bytes(spec) <= IN_MEMORY_LIMIT:
+    row_bytes = clip_bytes(spec) if row_bytes is None else row_bytes
+    if not spec.train and manifest.num_rows * row_bytes <= IN_MEMORY_LIMIT:
         ds = ds.materialize()
     return ds.randomize_block_order() if train else ds

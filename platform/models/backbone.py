@@ -120,10 +120,17 @@ def _weights_reachable(model_name: str, tag: str) -> str | None:
     return "no download location is known for it"
 
 
-def create_backbone(cfg, device: str | torch.device = "cpu") -> Backbone:
-    """Build the CLIP backbone described by a `BackboneConfig`."""
+NO_BACKBONE = Backbone(model=None, tokenizer=None, name="none", source="none", fingerprint="none", image_size=0, mean=(), std=())
+
+
+def create_backbone(cfg, device: str | torch.device = "cpu", towers: tuple[str, ...] = ("visual", "text")) -> Backbone:
+    """Build the CLIP backbone described by a `BackboneConfig`. `towers` says which towers the
+    method uses: without "visual" the image tower is dropped (skeleton methods with a CLIP text
+    space); with no tower at all nothing is built."""
     import open_clip
 
+    if not towers:
+        return NO_BACKBONE
     _add_zsar_configs()
     name = cfg.name
     if open_clip.get_model_config(name) is None:
@@ -161,6 +168,8 @@ def create_backbone(cfg, device: str | torch.device = "cpu") -> Backbone:
     model.eval()
     pp = model.visual.preprocess_cfg
     size = pp["size"][0] if isinstance(pp["size"], (tuple, list)) else pp["size"]
+    if "visual" not in towers:
+        model.visual = None
     return Backbone(
         model=model,
         tokenizer=open_clip.get_tokenizer(name),

@@ -9,6 +9,13 @@ the label set passed alongside). Evaluation views are flattened into the batch b
 method only ever sees single-view clips. The decoded array arrives under `input_key` and
 `to_input` turns it into the model's tensor; a method of another modality (skeletons) overrides
 both.
+
+Hooks with defaults that most methods leave alone: `backbone_towers(cfg)` names the CLIP towers the
+method uses (skeleton methods need none, or only the text tower); `bind_train_labels` is called
+once, before weights are restored, with the training label set (a classifier head sizes itself
+there); `closed_set` methods are scored only on parts whose classes they were trained on;
+`pretrained_checkpoints(cfg)` lists the checkpoints a method loads weights from (the runner
+refuses one trained on a class the protocol holds out).
 """
 
 from __future__ import annotations
@@ -38,6 +45,20 @@ class Method(nn.Module):
     trains = True  # False: evaluation only (no optimiser, no epochs)
     text_frozen = True  # True: class embeddings may be cached across evaluations
     input_key = "video"  # the decoded array the data pipeline delivers: [B, views, ...]
+    closed_set = False  # True: scores only the classes it was trained on (a classifier head)
+
+    @classmethod
+    def backbone_towers(cls, cfg) -> tuple[str, ...]:
+        """The CLIP towers this method needs: ("visual", "text"), ("text",) or ()."""
+        return ("visual", "text")
+
+    @classmethod
+    def pretrained_checkpoints(cls, cfg) -> list[str]:
+        """Checkpoint directories whose weights this method loads (stage-1 encoders)."""
+        return []
+
+    def bind_train_labels(self, labels: LabelSet | None) -> None:
+        """Called once after construction with the training label set (None: no training part)."""
 
     def __init__(self, cfg, backbone: Backbone, exp):
         super().__init__()
@@ -112,8 +133,9 @@ class Method(nn.Module):
         """What a checkpoint must hold: everything except frozen backbone weights, which are
         rebuilt from the backbone source (and checked by fingerprint when loading)."""
         trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        frozen_clip = {f"clip.{n}" for n, p in self.clip.named_parameters() if not p.requires_grad}
-        frozen_clip |= {f"clip.{n}" for n, _ in self.clip.named_buffers()}
+        clip = self.clip if isinstance(self.clip, nn.Module) else nn.Module()
+        frozen_clip = {f"clip.{n}" for n, p in clip.named_parameters() if not p.requires_grad}
+        frozen_clip |= {f"clip.{n}" for n, _ in clip.named_buffers()}
         state = self.state_dict()
         return {k: v for k, v in state.items() if k in trainable or k not in frozen_clip}
 

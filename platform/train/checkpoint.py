@@ -16,9 +16,11 @@ STATE = "state.pt"
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"  # written last: file sizes, so a partial copy is recognised
+TRAINED_CLASSES = "trained_classes.json"  # every class name the weights were trained on, stages before included
 
 
-def save(path, method, optimizer, scheduler, epoch: int, cfg, metrics: dict, fingerprint: str) -> None:
+def save(path, method, optimizer, scheduler, epoch: int, cfg, metrics: dict, fingerprint: str,
+         trained_classes: list[str] | None = None) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     torch.save(
@@ -34,6 +36,24 @@ def save(path, method, optimizer, scheduler, epoch: int, cfg, metrics: dict, fin
     )
     (path / CONFIG).write_text(cfg.to_yaml())
     (path / METRICS).write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    if trained_classes is not None:
+        (path / TRAINED_CLASSES).write_text(json.dumps(sorted(trained_classes), indent=0))
+
+
+def trained_classes(path) -> list[str] | None:
+    """The class names a checkpoint's weights were trained on; None if it does not record them."""
+    try:
+        return json.loads((Path(path) / TRAINED_CLASSES).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def inherited_classes(paths) -> list[str] | None:
+    """The union of what the checkpoints in `paths` (None entries ignored) were trained on."""
+    found = [trained_classes(p) for p in paths if p]
+    if not any(f is not None for f in found):
+        return None
+    return sorted({c for f in found if f for c in f})
 
 
 def seal(path) -> None:

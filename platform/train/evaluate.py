@@ -2,7 +2,8 @@
 
 Ray Train splits every dataset across workers, so a per-rank accuracy is wrong: each rank scores
 its own rows, the (index, label, scores) triples are gathered to every rank, and metrics are
-computed once over all rows. Views are flattened into the batch and their logits fused.
+computed once over all rows. Views are flattened into the batch and their logits fused. A GZSL
+part (one with `seen` classes) is scored after calibrated stacking (`gzsl_gamma`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from zsar.train.metrics import fuse_views, label_set_metrics, per_class_accuracy
+from zsar.train.metrics import fuse_views, part_metrics, per_class_accuracy
 
 
 @dataclass
@@ -67,6 +68,7 @@ def evaluate_part(method, batches_fn, part, cfg, device, autocast, ctx) -> EvalR
     indices, labels, scores = indices[order], labels[order], scores[order]
     if len(np.unique(indices)) != len(indices):
         raise RuntimeError(f"evaluation of {part.name} saw a row twice: the shards overlap")
-    metrics = label_set_metrics(torch.from_numpy(scores), torch.from_numpy(labels), part.prefix)
+    seen_mask = None if part.seen is None else np.array([n in set(part.seen) for n in part.labels.names])
+    metrics, scores = part_metrics(torch.from_numpy(scores), torch.from_numpy(labels), part.prefix, seen_mask, cfg.gzsl_gamma)
     metrics[f"{part.prefix}count"] = float(len(indices))
     return EvalResult(metrics, len(indices), scores, labels, indices, part.labels.names, failures)

