@@ -305,7 +305,6 @@ def measure_cost(method_cls, exp, *, masks_per_clip: int = COST_MASKS) -> dict:
     mask); it is counted with forced masks (G = 1 and 2) and stated at `masks_per_clip` masks, so
     the figure does not depend on what random tokens happen to cluster into."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
 
     from zsar.models.backbone import create_backbone
 
@@ -347,7 +346,7 @@ def count_prediction(method: SCCLIP, video: torch.Tensor, class_emb: torch.Tenso
     sqg = method.cfg.use_sqg_scca
     shadow = copy.deepcopy(method).to("meta")
     towers, shapes = count(lambda: [x.shape if x is not None else None for x in shadow.encode_tokens(video.to("meta"), sqg)])
-    del shadow
+    shadow = None  # free the meta copy
     if found:
         dense, second_last, last = method.encode_tokens(video, sqg)
     else:

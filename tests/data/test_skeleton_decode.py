@@ -17,7 +17,7 @@ from zsar.data.skeleton import (
     select_bodies,
     to_model_input,
 )
-from zsar.data.skeleton_io import Body, SkeletonSequence, write_skeleton
+from zsar.data.skeleton_io import SkeletonSequence, write_skeleton
 from zsar.data.skeleton_synth import REST, render_sequence
 
 
