@@ -46,8 +46,8 @@ class ViFiCLIP(Method):
         "demo": {
             "data": {"num_frames": 8},
             "text": {"templates": "shape"},
-            "optim": {"epochs": 30, "batch_size": 16, "lr": 5e-4, "warmup_epochs": 1, "weight_decay": 0.05,
-                      "grad_clip": None, "eval_every": 10},
+            "optim": {"epochs": 15, "batch_size": 16, "lr": 5e-4, "warmup_epochs": 1, "weight_decay": 0.05,
+                      "grad_clip": None, "eval_every": 5},
         },
     }
 

@@ -16,7 +16,7 @@ from zsar.home import zsar_home
 from zsar.models.text import LabelSet
 from zsar.registry import register_dataset
 
-TRAIN_SHOTS = 40  # of the 48 training videos per base class, each base-to-novel split draws 40
+TRAIN_SHOTS = 88  # of the 96 training videos per base class, each base-to-novel split draws 88
 
 
 def default_root() -> Path:
