@@ -3,6 +3,7 @@
 import pytest
 
 from conftest import run_cli
+from zsar.data.sources.demo import TRAIN_SHOTS
 
 
 @pytest.mark.parametrize(
@@ -47,4 +48,4 @@ def test_train_dry_run_resolves_data_without_training(demo_root, zsar_home):
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["train_classes"] == 8 and summary["eval"]["novel"]["classes"] == 8
-    assert summary["train_videos"] == 8 * 40
+    assert summary["train_videos"] == 8 * TRAIN_SHOTS

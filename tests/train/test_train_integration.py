@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from zsar.config import resolve
+from zsar.data.sources.demo import TRAIN_SHOTS
 from zsar.train.runner import run
 from conftest import run_cli
 
@@ -60,7 +61,7 @@ def test_global_batch_size_is_split_across_workers(demo_root, zsar_home, ray_ses
     for workers in (1, 2):
         result = run(_cfg(resources={"workers": workers}, optim={"batch_size": 16, "epochs": 1}, run={"name": f"bs{workers}"}))
         assert result.metrics["train/samples_per_step"] == 16.0
-        assert result.metrics["train/samples"] == (8 * 40 // 16) * 16  # full batches only
+        assert result.metrics["train/samples"] == (8 * TRAIN_SHOTS // 16) * 16  # full batches only
 
 
 def test_vificlip_learns_base_classes(demo_root, zsar_home, ray_session):
