@@ -91,6 +91,7 @@ class RunConfig:
     storage: Optional[str] = F(None, help="checkpoint storage (local path or URI); default ZSAR_HOME/runs")
     checkpoints_to_keep: int = F(2, ge=1)
     init_from: Optional[str] = F(None, help="start from the weights of this checkpoint directory (zsar eval --checkpoint)")
+    max_failures: int = F(0, ge=-1, help="restart the workers from the last checkpoint after this many failures (-1: always)")
 
 
 @dataclass
@@ -100,6 +101,8 @@ class ResourcesConfig:
     cpus_per_worker: float = F(1.0, gt=0.0)
     address: Optional[str] = F(None, help="Ray address; default RAY_ADDRESS or a local Ray")
     torch_threads: Optional[int] = F(None, ge=1, help="torch threads per worker; default: cores / workers")
+    min_workers: Optional[int] = F(None, ge=1, help="elastic training: start with as few as this many workers, grow to `workers`")
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = F("PACK", help="how workers are placed over nodes")
 
 
 @dataclass
