@@ -110,7 +110,8 @@ def entrypoint(command: list[str]) -> str:
 
 def submission_id(command: list[str]) -> str:
     words = [w for w in (command[1:] if command and command[0] == "zsar" else command) if not w.startswith("-")][:1]
-    name = next((command[i + 1] for i, w in enumerate(command[:-1]) if w in ("--name", "--method")), "")
+    flags = {w: command[i + 1] for i, w in enumerate(command[:-1]) if w in ("--name", "--method")}
+    name = flags.get("--name") or flags.get("--method") or ""
     stem = "-".join(re.sub(r"[^A-Za-z0-9]+", "-", x).strip("-") for x in ["zsar", *words, name] if x)
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 

@@ -155,7 +155,9 @@ def _pids_mentioning(text: str) -> list[int]:
 def start_cluster() -> LocalCluster:
     temp_dir = Path(tempfile.mkdtemp(prefix="zr"))  # short: Ray's socket paths live under it
     token = secrets.token_hex(16)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_TRAIN_V2_ENABLED": "1"}
+    # PATH as in a shell with this virtualenv active: a job's `python` is the nodes' Python
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_TRAIN_V2_ENABLED": "1",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
     cluster = LocalCluster(temp_dir, env)
     try:
