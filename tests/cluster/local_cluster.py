@@ -76,9 +76,9 @@ class LocalCluster:
                   "--object-store-memory", str(OBJECT_STORE)]
         self._start(["--head", "--temp-dir", str(self.temp_dir), "--dashboard-host", "127.0.0.1", "--include-dashboard", "true",
                      "--resources", json.dumps({"node_head": 1}), *common, *head_args], "head")
-        self.wait_nodes(1, timeout=180)
+        self.wait_nodes(1, timeout=600)
         self._start(["--address", self.gcs, "--resources", json.dumps({"node_b": 1}), *common, *_node_ports(head=False)], "node_b")
-        self.wait_nodes(2, timeout=180)
+        self.wait_nodes(2, timeout=600)
         return self
 
     def nodes(self) -> list[dict]:
@@ -175,13 +175,16 @@ def start_mlflow(folder: Path) -> tuple[str, subprocess.Popen]:
          "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
+    return f"http://127.0.0.1:{port}", proc
+
+
+def wait_mlflow(url: str, proc: subprocess.Popen, folder: Path, timeout: float = 600) -> None:
+    deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                 if r.status == 200:
-                    return url, proc
+                    return
         except OSError:
             if proc.poll() is not None:
                 break

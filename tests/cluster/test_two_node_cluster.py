@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO, run_cli
-from local_cluster import start_cluster, start_mlflow, stop_mlflow
+from local_cluster import start_cluster, start_mlflow, stop_mlflow, wait_mlflow
 from zsar.cluster.workers import attempts, read_records
 from zsar.train import checkpoint as ckpt
 
@@ -22,10 +22,16 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def services(demo_root, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster_services")
-    url, mlflow_proc = start_mlflow(folder)
+    url, mlflow_proc = start_mlflow(folder)  # starts while the Ray nodes start
     try:
         cluster = start_cluster()
     except BaseException:
+        stop_mlflow(mlflow_proc)
+        raise
+    try:
+        wait_mlflow(url, mlflow_proc, folder)
+    except BaseException:
+        cluster.stop()
         stop_mlflow(mlflow_proc)
         raise
     try:
@@ -94,16 +100,24 @@ def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, demo_
     assert out.returncode == 0, out.stderr[-3000:]
     job_id = out.stdout.strip().splitlines()[-1]
 
+    client = MlflowClient(url)
+
+    def epochs_logged() -> list[int]:
+        exp = client.get_experiment_by_name("faulty")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        return sorted(m.step for r in runs for m in client.get_metric_history(r.info.run_id, "train/loss"))
+
+    # Kill once epoch 1 is checkpointed and its report reached the driver (it is in MLflow).
     deadline = time.time() + 600
     victim = None
     while time.time() < deadline and victim is None:
         _, epoch = ckpt.latest_complete(run_dir)
         records = read_records(run_dir)
-        if epoch == 1 and len(records) == 2:
+        if epoch == 1 and len(records) == 2 and epochs_logged() == [1]:
             victim = next(r for r in records if r["rank"] == 1)
         elif epoch > 1:
             pytest.fail(f"epoch 2 ended before the worker could be killed (checkpoint epoch {epoch})")
-        time.sleep(0.2)
+        time.sleep(0.5)
     assert victim is not None, "no epoch-1 checkpoint: " + run_cli("jobs", "logs", job_id, "--address", cluster.dashboard, env=_env(cluster, url)).stdout[-3000:]
     os.kill(victim["pid"], signal.SIGKILL)  # a worker of this test's own cluster, by the PID it reported
 
@@ -120,7 +134,6 @@ def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, demo_
     after = resumed[1]
     assert "epoch 1/3 step" not in after and "epoch 2/3 step" in after and "epoch 3/3 step" in after
 
-    client = MlflowClient(url)
     runs = client.search_runs([client.get_experiment_by_name("faulty").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     steps = sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss"))
