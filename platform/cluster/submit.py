@@ -156,6 +156,11 @@ def submit(command: list[str], *, addr: str | None = None, runtime_env_file: str
             metadata={"zsar_wheel": wheel.name},
         )
     print(f"[zsar] submitted {job_id}: {entry}", file=sys.stderr, flush=True)
+    uri = env.get("MLFLOW_TRACKING_URI", "")
+    if not uri.startswith(("http://", "https://", "databricks")):
+        where = f"MLFLOW_TRACKING_URI={uri}" if uri else "no MLFLOW_TRACKING_URI"
+        print(f"[zsar] note: {where}: the job logs to a store on the cluster, not to an MLflow server (cluster/README.md)",
+              file=sys.stderr, flush=True)
     if not wait:
         return job_id, None
     return job_id, follow(jobs, job_id)

@@ -77,8 +77,21 @@ class LocalCluster:
         self._start(["--head", "--temp-dir", str(self.temp_dir), "--dashboard-host", "127.0.0.1", "--include-dashboard", "true",
                      "--resources", json.dumps({"node_head": 1}), *common, *head_args], "head")
         self.wait_nodes(1, timeout=600)
-        self._start(["--address", self.gcs, "--resources", json.dumps({"node_b": 1}), *common, *_node_ports(head=False)], "node_b")
-        self.wait_nodes(2, timeout=600)
+        # On a loaded machine a raylet can miss `ray start`'s fixed 30 s registration window: retry.
+        for attempt in range(3):
+            ports = _node_ports(head=False)
+            proc = self._start(["--address", self.gcs, "--resources", json.dumps({"node_b": 1}), *common, *ports], f"node_b{attempt}")
+            try:
+                self.wait_nodes(2, timeout=600)
+                return self
+            except RuntimeError:
+                if proc.poll() is None or attempt == 2:
+                    raise
+                self.procs.remove(proc)
+                _stop_group(proc)
+                manager_port = ports[ports.index("--node-manager-port") + 1]
+                for pid in _pids_mentioning(f"node_manager_port={manager_port}"):
+                    _kill(pid)
         return self
 
     def nodes(self) -> list[dict]:
@@ -113,13 +126,17 @@ class LocalCluster:
             _stop_group(proc)
         # Ray's workers and agents name the cluster's temp dir on their command line.
         for pid in _pids_mentioning(str(self.temp_dir)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill(pid)
         for log in self.logs:
             log.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _stop_group(proc: subprocess.Popen, timeout: float = 10) -> None:
