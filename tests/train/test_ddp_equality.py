@@ -1,5 +1,10 @@
 """DDP is exact: one optimiser step on a global batch split over 2 Ray Train workers leaves the
-same parameters as the same step on 1 worker (each worker reads its own Data shard)."""
+same parameters as the same step on 1 worker (each worker reads its own Data shard).
+
+SGD, not AdamW: Adam's first step is lr * g / (|g| + eps), blind to the gradient's scale (a sum
+instead of a mean over workers would pass), and it turns float noise in gradients that are zero in
+exact arithmetic (attention key biases) into +-lr. An SGD step is lr * g: any error in the averaged
+gradient shows."""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ def one_batch_dataset(demo_root):
     class OneBatch(Dataset):
         name = "demo_one_batch"
         modality = "video"
-        protocols = {"full": ("all",)}
+        protocols = {"full": ("one",)}
         needs_root = False
         config_defaults = DATASETS.get("demo").config_defaults
 
@@ -47,7 +52,7 @@ def one_batch_dataset(demo_root):
 
 def _cfg(workers: int, storage):
     return resolve(method="vificlip", dataset="demo_one_batch", protocol="full", overrides={
-        "optim": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 0.0},
+        "optim": {"epochs": 1, "batch_size": 16, "lr": 0.1, "warmup_epochs": 0.0, "optimizer": "sgd"},
         "resources": {"workers": workers}, "run": {"name": f"ddp{workers}", "storage": str(storage)},
         "tracking": {"experiment": "ddp"},
     })
