@@ -79,10 +79,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a run to plot per-class accuracy, confusion and t-SNE for (repeatable; default: the newest that logged them)")
     p.add_argument("--tsne-videos", type=int, default=64, help="videos embedded for the t-SNE (0: no t-SNE)")
 
+    _add_cluster_commands(sub)
+
     p = sub.add_parser("ui", help="start the MLflow UI on the store in use")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")
     return parser
+
+
+def _add_cluster_commands(sub) -> None:
+    addr = dict(help="Ray dashboard address, http://HEAD:8265 (default RAY_ADDRESS)")
+    p = sub.add_parser("submit", help="run a zsar command as a job on a Ray cluster: zsar submit --address URL -- train ...")
+    p.add_argument("--address", **addr)
+    p.add_argument("--runtime-env", help="runtime env YAML merged under the zsar package (e.g. cluster/runtime_env.yaml)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY[=VALUE]", help="forward an environment variable (MLFLOW_TRACKING_URI always is)")
+    p.add_argument("--id", help="submission id (default: zsar-<command>-<name>-<time>)")
+    p.add_argument("--no-wait", action="store_true", help="print the job id and return instead of streaming the logs")
+    p.add_argument("job", nargs=argparse.REMAINDER, help="-- then the zsar command to run")
+
+    p = sub.add_parser("jobs", help="list, inspect, follow or stop jobs on a Ray cluster")
+    jsub = p.add_subparsers(dest="jobs_command", required=True, parser_class=_Parser)
+    jsub.add_parser("list", help="every job on the cluster").add_argument("--address", **addr)
+    for name, text in (("status", "a job's status"), ("logs", "a job's logs"), ("stop", "stop a job")):
+        q = jsub.add_parser(name, help=text)
+        q.add_argument("job_id")
+        q.add_argument("--address", **addr)
+        if name == "logs":
+            q.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
 
 
 def _resolve(args, extra: dict | None = None):
@@ -208,6 +231,34 @@ def cmd_report(args):
     print(index)
 
 
+def cmd_submit(args):
+    from zsar.cluster.submit import submit
+
+    job = args.job[1:] if args.job[:1] == ["--"] else args.job
+    job_id, status = submit(job, addr=args.address, runtime_env_file=args.runtime_env, env_items=args.env,
+                            wait=not args.no_wait, job_id=args.id)
+    print(job_id)
+    if status is not None and status != "SUCCEEDED":
+        print(f"zsar: job {job_id} ended {status} (zsar jobs logs {job_id})", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def cmd_jobs(args):
+    from zsar.cluster import submit as jobs
+
+    if args.jobs_command == "list":
+        jobs.print_jobs(jobs.list_jobs(args.address))
+    elif args.jobs_command == "status":
+        jobs.print_status(jobs.status(args.address, args.job_id))
+    elif args.jobs_command == "logs":
+        text = jobs.logs(args.address, args.job_id, follow_logs=args.follow)
+        if text is not None:
+            print(text, end="")
+    else:
+        stopped = jobs.stop(args.address, args.job_id)
+        print(f"{args.job_id}: {'stop requested' if stopped else 'already finished'}")
+
+
 def cmd_ui(args):
     from zsar.track.ui import serve
 
@@ -230,6 +281,8 @@ COMMANDS = {
     ("train",): cmd_train,
     ("eval",): cmd_eval,
     ("report",): cmd_report,
+    ("submit",): cmd_submit,
+    ("jobs",): cmd_jobs,
     ("ui",): cmd_ui,
 }
 
@@ -239,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     key = tuple(x for x in (args.command, getattr(args, "config_command", None), getattr(args, "data_command", None)) if x)
+    key = key[:1] if key[0] == "jobs" else key
     try:
         status = COMMANDS[key](args)
     except ZsarError as e:

@@ -64,7 +64,8 @@ class OptimConfig:
     epochs: int = F(10, ge=0, help="training epochs (0: evaluate only)")
     batch_size: int = F(32, ge=1, help="global batch size, split evenly across workers")
     eval_batch_size: int = F(32, ge=1, help="per-worker evaluation batch size")
-    lr: float = F(1e-4, gt=0.0, help="peak learning rate (AdamW)")
+    lr: float = F(1e-4, gt=0.0, help="peak learning rate")
+    optimizer: Literal["adamw", "sgd"] = F("adamw", help="adamw (the papers'); sgd (momentum 0.9): updates proportional to the gradient, e.g. to check DDP exactly")
     weight_decay: float = F(0.01, ge=0.0)
     betas: list[float] = F(factory=lambda: [0.9, 0.999])
     warmup_epochs: float = F(0.0, ge=0.0, help="linear warm-up before the cosine decay")
@@ -101,6 +102,7 @@ class RunConfig:
     storage: Optional[str] = F(None, help="checkpoint storage (local path or URI); default ZSAR_HOME/runs")
     checkpoints_to_keep: int = F(2, ge=1)
     init_from: Optional[str] = F(None, help="start from the weights of this checkpoint directory (zsar eval --checkpoint)")
+    max_failures: int = F(0, ge=-1, help="restart the workers from the last checkpoint after this many failures (-1: always)")
 
 
 @dataclass
@@ -110,6 +112,8 @@ class ResourcesConfig:
     cpus_per_worker: float = F(1.0, gt=0.0)
     address: Optional[str] = F(None, help="Ray address; default RAY_ADDRESS or a local Ray")
     torch_threads: Optional[int] = F(None, ge=1, help="torch threads per worker; default: cores / workers")
+    min_workers: Optional[int] = F(None, ge=1, help="elastic training: start with as few as this many workers, grow to `workers`")
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = F("PACK", help="how workers are placed over nodes")
 
 
 @dataclass

@@ -163,7 +163,10 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
         steps_per_epoch = max(rows_per_worker // per_worker_batch, 1)
         total_steps = steps_per_epoch * cfg.optim.epochs
         warmup_steps = int(round(cfg.optim.warmup_epochs * steps_per_epoch))
-        optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas))
+        if cfg.optim.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=cfg.optim.lr, momentum=0.9, weight_decay=cfg.optim.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: cosine_with_warmup(s, total_steps, warmup_steps, cfg.optim.min_lr_ratio)
         )

@@ -340,22 +340,23 @@ def _run_with_ray_train(cfg, plan, info, storage: Path, name: str, logger, resum
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from zsar.train.loop import train_func_per_worker
+    from zsar.cluster import workers
 
     datasets = _datasets(cfg, plan)
     score = info.primary_metric
     trainer = TorchTrainer(
-        train_func_per_worker,
+        workers.train_func,
         train_loop_config={
             "cfg": cfg.to_dict(),
             "info": info,
             "resume_from": resume_from,
             "has_train": "train" in datasets,
             "dataset_names": {p.name: f"eval/{_safe(p.name)}" for p in info.evals},
+            "run_dir": str(storage / name),
         },
         torch_config=TorchConfig(backend="nccl" if cfg.resources.gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=cfg.resources.workers,
+            **workers.scaling_kwargs(cfg.resources),
             use_gpu=cfg.resources.gpu,
             resources_per_worker={"CPU": cfg.resources.cpus_per_worker},
         ),
@@ -369,6 +370,7 @@ def _run_with_ray_train(cfg, plan, info, storage: Path, name: str, logger, resum
                 checkpoint_score_attribute=score,
                 checkpoint_score_order="max",
             ),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
             callbacks=[track.make_train_callback(logger)],
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
