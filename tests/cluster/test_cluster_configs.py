@@ -14,7 +14,6 @@ import yaml
 from conftest import REPO
 from zsar.cli import build_parser
 from zsar.cluster import validate
-from zsar.errors import ConfigError
 
 CLUSTER = REPO / "cluster"
 LAUNCHERS = ["aws-gpu.yaml", "gcp-gpu.yaml"]
