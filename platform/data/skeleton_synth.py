@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from zsar.data.skeleton_io import Body, SkeletonSequence, write_skeleton
+from zsar.data.staged import staged_dir
 
 FORMAT_VERSION = 1
 FPS = 15
@@ -185,9 +183,7 @@ def synthesize(out: str | Path, *, seed: int = 0, replications: int = 2, progres
         for a, cls in enumerate(classes, 1):
             for r in range(1, replications + 1):
                 jobs.append((performer, r, a, cls))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         for n, (performer, r, a, cls) in enumerate(jobs):
             rng = np.random.default_rng([seed, performer, r, a])
             rel = Path("skeletons") / f"{sample_name(performer, r, a)}.skeleton"
@@ -199,10 +195,4 @@ def synthesize(out: str | Path, *, seed: int = 0, replications: int = 2, progres
         meta = {"format_version": FORMAT_VERSION, "seed": seed, "fps": FPS, "classes": classes,
                 "unseen": unseen_classes(), "train_performers": list(TRAIN_PERFORMERS), "samples": records}
         (tmp / "demo_skeleton.json").write_text(json.dumps(meta, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -23,13 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from zsar.data.staged import staged_dir
 
 MOTIONS: dict[str, tuple[float, float, float, float]] = {
     # name: (dx, dy, dtheta, dlogscale) per frame at unit speed
@@ -205,9 +204,7 @@ def synthesize(
             for i in range(count):
                 rng = np.random.default_rng([seed, split_id, class_id, i])
                 jobs.append((split, cls, i, draw_params(rng, cls)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         for n, (split, cls, i, params) in enumerate(jobs):
             frames = render(params, num_frames, size)
             rel = Path("videos") / split / class_key(cls) / f"{class_key(cls)}_{i:03d}.mp4"
@@ -235,10 +232,4 @@ def synthesize(
             "videos": records,
         }
         (tmp / "demo.json").write_text(json.dumps(meta, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
