@@ -143,12 +143,15 @@ class SCCLIP(Method):
         "zeroshot": {"data": dict(_FRAMES), "optim": {"epochs": 6, "warmup_epochs": 2, "batch_size": 64, "lr": 4e-4},
                      "hparams": dict(_TABLE1["kinetics400"][0])},
         **{name: {"hparams": dict(h), "optim": {"lr": lr}} for name, (h, lr) in _TABLE1.items()},
-        # Ours: the synthetic demo on CPU with a random-weight 8x8-patch ViT (window 7 fits).
+        # Ours: the synthetic demo on CPU with the 32-pixel random-weight ViT (a 4x4 patch grid, so
+        # only the 3x3 windows seed masks). tau 50 lies in Table 1's range; the learning rate is
+        # higher than the paper's because nothing here is pretrained. Base top-1 65-77% over two
+        # seeds in about 2 minutes (chance 12.5%).
         "demo": {
-            "backbone": {"name": "zsar-tiny-64", "pretrained": None},
+            "backbone": {"name": "zsar-tiny", "pretrained": None},
             "data": {"num_frames": 8, "views": 1, "crops": 1},
-            "optim": {"epochs": 20, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1, "eval_every": 20},
-            "hparams": {"tau": 20.0, "train_layers": [-2]},
+            "optim": {"epochs": 10, "batch_size": 16, "lr": 3e-3, "warmup_epochs": 1, "eval_every": 5},
+            "hparams": {"tau": 50.0, "train_layers": [-2]},
         },
     }
 

@@ -10,12 +10,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_sc_clip_trains_on_the_demo_and_logs_each_loss(demo_root, zsar_home, ray_session):
-    # One epoch on the 32-pixel backbone: this checks the run end to end and what it logs. The
-    # issue's accuracy goal (base top-1 >= 3x chance with the demo preset) is not met yet and is
-    # tracked on the issue, not asserted here.
+    # The demo preset as a user runs it: the 32-pixel backbone, 10 epochs.
     cfg = resolve(method="sc_clip", dataset="demo", protocol="base2novel",
-                  overrides={"resources": {"workers": 1}, "run": {"name": "sc-clip-demo"}, "tracking": {"experiment": "sc_clip"},
-                             "backbone": {"name": "zsar-tiny"}, "optim": {"epochs": 1, "eval_every": 1}})
+                  overrides={"resources": {"workers": 1}, "run": {"name": "sc-clip-demo"}, "tracking": {"experiment": "sc_clip"}})
     assert cfg.hparams["use_sqg_scca"]
     result = run(cfg)
     logged = MlflowClient(result.tracking_uri).get_run(result.run_id).data
@@ -27,4 +24,5 @@ def test_sc_clip_trains_on_the_demo_and_logs_each_loss(demo_root, zsar_home, ray
     assert m["hm"] == pytest.approx(2 * m["base_top1"] * m["novel_top1"] / (m["base_top1"] + m["novel_top1"]))
     assert int(logged.params["cost.params_tunable"]) == 3 * (12 * 64 * 64 + 13 * 64)
     assert int(logged.params["cost.macs_per_clip"]) > 0
-    assert 0 <= m["base_top1"] <= 100 and m["train/L_sc"] > 0
+    assert m["base_top1"] >= 3 * 100 / 8, m  # 3x chance over the 8 base classes
+    assert m["train/L_sc"] > 0
