@@ -103,7 +103,7 @@ def main() -> None:
     import os
 
     os.environ.setdefault("ZSAR_HOME", tempfile.mkdtemp(prefix="zsar-bench-"))
-    rows = [measure("zsar-tiny-64 (demo)", "zsar-tiny-64", args.tiny_batch, args.steps),
+    rows = [measure("zsar-tiny (demo)", "zsar-tiny", args.tiny_batch, args.steps),
             measure("ViT-B/16", "ViT-B-16", args.vit_batch, args.steps)]
     print(f"torch threads: {torch.get_num_threads()}, 8 frames, median of {args.steps} steps after one warm-up")
     print(f"{'shape':20} {'batch':>5} {'K seeds':>8} {'masks':>6} {'step s':>8} {'SQG s':>7} {'SQG share':>9} "
