@@ -93,7 +93,7 @@ class MGSA(Method):
             "backbone": {"name": "zsar-tiny", "pretrained": None},
             "data": {"num_frames": 8, "views": 1, "crops": 1},
             "text": {"templates": "shape"},
-            "optim": {"epochs": 10, "batch_size": 16, "lr": 3e-3, "warmup_epochs": 1, "eval_every": 5},
+            "optim": {"epochs": 10, "batch_size": 16, "lr": 1e-2, "warmup_epochs": 1, "eval_every": 5},
             "hparams": {"adapter_bottleneck": 16},
         },
     }
