@@ -175,12 +175,6 @@ class MGSA(Method):
 
     @classmethod
     def cost_params(cls, exp) -> dict:
-        key = (exp.backbone.name, exp.data.num_frames, repr(sorted(exp.hparams.items())))
-        if key not in _COSTS:
-            from zsar.models.cost import prediction_cost
+        from zsar.models.cost import cached_cost, prediction_cost
 
-            _COSTS[key] = prediction_cost(cls, exp)
-        return dict(_COSTS[key])
-
-
-_COSTS: dict = {}
+        return cached_cost(cls, exp, prediction_cost)

@@ -286,13 +286,10 @@ class SCCLIP(Method):
     def cost_params(cls, exp) -> dict:
         """Tunable parameters and multiply-accumulates of one clip's prediction (T frames, one
         view), counted with random weights of the run's architecture."""
-        key = (exp.backbone.name, exp.data.num_frames, repr(sorted(exp.hparams.items())))
-        if key not in _COSTS:
-            _COSTS[key] = measure_cost(cls, exp)
-        return dict(_COSTS[key])
+        from zsar.models.cost import cached_cost
 
+        return cached_cost(cls, exp, measure_cost)
 
-_COSTS: dict = {}
 COST_MASKS = 16  # masks per clip at which `cost.macs_per_clip` is stated (the count is linear in it)
 
 
@@ -302,13 +299,11 @@ def measure_cost(method_cls, exp, *, masks_per_clip: int = COST_MASKS) -> dict:
 
     torch.utils.flop_counter counts 2 FLOPs per MAC. open_clip's attention takes PyTorch's fused
     fast path and SDPA its fused CPU kernel, which the counter does not see, so both run in their
-    plain matmul forms while counting. The prediction is counted part by part, as `logits` runs
+    plain matmul forms while counting (`zsar.models.cost.count_macs`). The prediction is counted part by part, as `logits` runs
     it: both towers, SQG, the semantic branch, the class scores. Only the semantic branch depends
     on the data, and only through the number of masks G, linearly (pooling, SCCA and heads per
     mask); it is counted with forced masks (G = 1 and 2) and stated at `masks_per_clip` masks, so
     the figure does not depend on what random tokens happen to cluster into."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     from zsar.models.backbone import create_backbone
 
     backbone = create_backbone(dataclasses.replace(exp.backbone, pretrained=None, checkpoint=None))
@@ -318,13 +313,8 @@ def measure_cost(method_cls, exp, *, masks_per_clip: int = COST_MASKS) -> dict:
     video = torch.randn(1, t, 3, size, size, generator=gen)
     class_emb = nnf.normalize(torch.randn(1, backbone.embed_dim, generator=gen), dim=-1)
     out = {"cost.params_tunable": method.param_count()["params_tunable"]}
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
-            counts = count_prediction(method, video, class_emb)
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
+    with torch.no_grad():
+        counts = count_prediction(method, video, class_emb)
     macs = counts["towers"] + counts["scores"]
     if method.cfg.use_sqg_scca:
         macs += counts["sqg"] + counts["branch_1"] + (masks_per_clip - 1) * counts["per_mask"]
@@ -339,12 +329,7 @@ def count_prediction(method: SCCLIP, video: torch.Tensor, class_emb: torch.Tenso
     on a shape-only (meta) copy, the other parts on stand-in tensors of the towers' output shapes
     (no MAC count depends on values except through G). With `found`, the towers also run for
     real and SQG's masks give "found" (their number) and "branch_found" (the branch's MACs)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    def count(fn):
-        with FlopCounterMode(display=False) as counter:
-            result = fn()
-        return counter.get_total_flops() // 2, result
+    from zsar.models.cost import count_macs as count
 
     sqg = method.cfg.use_sqg_scca
     shadow = copy.deepcopy(method).to("meta")

@@ -29,6 +29,18 @@ def count_macs(fn) -> tuple[int, object]:
     return counter.get_total_flops() // 2, result
 
 
+_CACHE: dict = {}
+
+
+def cached_cost(method_cls, exp, measure) -> dict:
+    """`measure(method_cls, exp)`, once per process for each architecture: the backbone, the frame
+    count and the method's hyperparameters (a run asks when it starts; sweep trials ask again)."""
+    key = (method_cls.__name__, exp.backbone.name, exp.data.num_frames, repr(sorted(exp.hparams.items())))
+    if key not in _CACHE:
+        _CACHE[key] = measure(method_cls, exp)
+    return dict(_CACHE[key])
+
+
 def prediction_cost(method_cls, exp) -> dict:
     from zsar.models.backbone import create_backbone
 
