@@ -1,4 +1,5 @@
-"""A real two-node Ray cluster and a real MLflow server on 127.0.0.1, for the cluster tests.
+"""A real two-node Ray cluster on 127.0.0.1, for the cluster tests (the MLflow server beside it
+comes from tests/local_processes.py).
 
 Both nodes are `ray start ... --block` processes in their own sessions and process groups, with
 free ports, one temp dir of their own, a small object store and token auth on. Teardown stops the
@@ -13,29 +14,16 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from local_processes import BIN, free_ports, stop_group
+
 OBJECT_STORE = 80 * 1024 * 1024
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _node_ports(head: bool) -> list[str]:
@@ -88,7 +76,7 @@ class LocalCluster:
                 if proc.poll() is None or attempt == 2:
                     raise
                 self.procs.remove(proc)
-                _stop_group(proc)
+                stop_group(proc)
                 manager_port = ports[ports.index("--node-manager-port") + 1]
                 for pid in _pids_mentioning(f"node_manager_port={manager_port}"):
                     _kill(pid)
@@ -123,7 +111,7 @@ class LocalCluster:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
-            _stop_group(proc)
+            stop_group(proc)
         # Ray's workers and agents name the cluster's temp dir on their command line.
         for pid in _pids_mentioning(str(self.temp_dir)):
             _kill(pid)
@@ -136,22 +124,6 @@ def _kill(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
-
-
-def _stop_group(proc: subprocess.Popen, timeout: float = 10) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
-    try:  # daemons that outlived the `ray start` process but kept its group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
         pass
 
 
@@ -184,31 +156,3 @@ def start_cluster() -> LocalCluster:
         raise
 
 
-def start_mlflow(folder: Path) -> tuple[str, subprocess.Popen]:
-    port = free_ports(1)[0]
-    log = open(folder / "mlflow.log", "w")
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    return f"http://127.0.0.1:{port}", proc
-
-
-def wait_mlflow(url: str, proc: subprocess.Popen, folder: Path, timeout: float = 600) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    _stop_group(proc)
-    raise RuntimeError("mlflow server did not start: " + (folder / "mlflow.log").read_text()[-2000:])
-
-
-def stop_mlflow(proc: subprocess.Popen) -> None:
-    _stop_group(proc)

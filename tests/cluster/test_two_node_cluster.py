@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO, run_cli
-from local_cluster import start_cluster, start_mlflow, stop_mlflow, wait_mlflow
+from local_cluster import start_cluster
+from local_processes import start_mlflow, stop_group, wait_mlflow
 from zsar.cluster.workers import attempts, read_records
 from zsar.train import checkpoint as ckpt
 
@@ -26,19 +27,19 @@ def services(demo_root, tmp_path_factory):
     try:
         cluster = start_cluster()
     except BaseException:
-        stop_mlflow(mlflow_proc)
+        stop_group(mlflow_proc)
         raise
     try:
         wait_mlflow(url, mlflow_proc, folder)
     except BaseException:
         cluster.stop()
-        stop_mlflow(mlflow_proc)
+        stop_group(mlflow_proc)
         raise
     try:
         yield cluster, url, folder
     finally:
         cluster.stop()
-        stop_mlflow(mlflow_proc)
+        stop_group(mlflow_proc)
 
 
 def _train_args(name: str, root, storage, *extra: str) -> list[str]:
