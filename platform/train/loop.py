@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -178,13 +179,17 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
     start_epoch = 0
     # Ray's own record first (a restarted worker group); else the newest complete checkpoint in
     # the run directory (a relaunched run whose last reports never reached Ray's controller).
-    restored = ckpt.newest([reporter.latest_checkpoint(), resume_from])
+    ray_copy = reporter.latest_checkpoint()  # this worker's own copy: removed once read
+    restored = ckpt.newest([ray_copy, resume_from])
     if restored:
         start_epoch = ckpt.restore(restored, method, optimizer, scheduler, backbone.fingerprint)
-        log(f"resumed from {restored} at epoch {start_epoch}", ctx)
+        source = "the run's last reported checkpoint" if restored == ray_copy else restored
+        log(f"resumed from {source} at epoch {start_epoch}", ctx)
     elif cfg.run.init_from:
         ckpt.restore(cfg.run.init_from, method, None, None, backbone.fingerprint)
         log(f"weights from {cfg.run.init_from}", ctx)
+    if ray_copy:
+        shutil.rmtree(ray_copy, ignore_errors=True)
 
     amp = cfg.optim.amp and device.type == "cuda"
     autocast = lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731

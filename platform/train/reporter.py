@@ -4,6 +4,7 @@ Train (`ray.train.report`), inside a Tune trial (`ray.tune.report`), or in the d
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -19,6 +20,17 @@ def _cleanup(checkpoint_dir: str | None) -> None:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
+def private_copy(checkpoint) -> str | None:
+    """Download a Ray checkpoint into a directory of this process's own; the caller removes it.
+
+    Without a path, `Checkpoint.to_directory()` uses one temp directory per checkpoint for every
+    process of the machine: a worker arriving after another has finished downloading downloads
+    again over the files the first is reading (a corrupt `state.pt` on restart)."""
+    if checkpoint is None:
+        return None
+    return checkpoint.to_directory(tempfile.mkdtemp(prefix="zsar-restore-"))
+
+
 class TrainReporter:
     def report(self, metrics, checkpoint_dir):
         import ray.train
@@ -30,10 +42,7 @@ class TrainReporter:
     def latest_checkpoint(self):
         import ray.train
 
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            return None
-        return checkpoint.to_directory()
+        return private_copy(ray.train.get_checkpoint())
 
 
 class TuneReporter:
@@ -47,8 +56,7 @@ class TuneReporter:
     def latest_checkpoint(self):
         import ray.tune
 
-        checkpoint = ray.tune.get_checkpoint()
-        return checkpoint.to_directory() if checkpoint else None
+        return private_copy(ray.tune.get_checkpoint())
 
 
 class LocalReporter:
