@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a run to plot per-class accuracy, confusion and t-SNE for (repeatable; default: the newest that logged them)")
     p.add_argument("--tsne-videos", type=int, default=64, help="videos embedded for the t-SNE (0: no t-SNE)")
 
+    p = sub.add_parser("cache", help="list or remove frozen-feature cache entries (ZSAR_HOME/cache/features)")
+    ksub = p.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
+    ksub.add_parser("ls", help="key, what, rows, size, age and hits of every entry")
+    rm = ksub.add_parser("rm", help="remove one entry by key (a unique prefix is enough), or --all")
+    what = rm.add_mutually_exclusive_group(required=True)
+    what.add_argument("key", nargs="?", help="the entry's key (zsar cache ls)")
+    what.add_argument("--all", action="store_true", help="remove every entry")
+
     _add_cluster_commands(sub)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the store in use")
@@ -231,6 +239,42 @@ def cmd_report(args):
     print(index)
 
 
+def _feature_cache():
+    from zsar.data.features import FeatureCache
+    from zsar.home import cache_dir
+
+    return FeatureCache(cache_dir("features"))
+
+
+def _age(seconds: float | None) -> str:
+    import time
+
+    if seconds is None:
+        return "?"
+    age = time.time() - seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if age >= size:
+            return f"{age / size:.0f}{unit}"
+    return f"{age:.0f}s"
+
+
+def cmd_cache_ls(args):
+    cache = _feature_cache()
+    entries = cache.entries()
+    print(f"{'key':<24}  {'rows':>6}  {'size':>9}  {'age':>5}  {'hits':>4}  what")
+    for e in entries:
+        print(f"{e['key']:<24}  {e['rows']:>6}  {e['bytes'] / 2**20:>7.1f}MB  {_age(e['created']):>5}  {e['hits']:>4}  {e['what']}")
+    print(f"{len(entries)} entries in {cache.root}", file=sys.stderr)
+
+
+def cmd_cache_rm(args):
+    removed = _feature_cache().remove(None if args.all else args.key)
+    for key in removed:
+        print(f"removed {key}")
+    if not removed:
+        print("the cache is empty", file=sys.stderr)
+
+
 def cmd_submit(args):
     from zsar.cluster.submit import submit
 
@@ -281,6 +325,8 @@ COMMANDS = {
     ("train",): cmd_train,
     ("eval",): cmd_eval,
     ("report",): cmd_report,
+    ("cache", "ls"): cmd_cache_ls,
+    ("cache", "rm"): cmd_cache_rm,
     ("submit",): cmd_submit,
     ("jobs",): cmd_jobs,
     ("ui",): cmd_ui,
@@ -291,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     from zsar.errors import ZsarError
 
     args = build_parser().parse_args(argv)
-    key = tuple(x for x in (args.command, getattr(args, "config_command", None), getattr(args, "data_command", None)) if x)
+    key = tuple(x for x in (args.command, getattr(args, "config_command", None), getattr(args, "data_command", None),
+                            getattr(args, "cache_command", None)) if x)
     key = key[:1] if key[0] == "jobs" else key
     try:
         status = COMMANDS[key](args)

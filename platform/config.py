@@ -56,6 +56,8 @@ class DataConfig:
     decode_tasks: int = F(2, ge=1, help="concurrent Ray Data decode tasks")
     decode_batch: int = F(4, ge=1, help="videos per decode task batch")
     decoder_threads: int = F(1, ge=0, help="PyAV decoder threads per video (0: FFmpeg's choice)")
+    feature_cache: bool = F(True, help="feed a method's frozen inputs from the feature cache (ZSAR_HOME/cache/features) for clips that are the same every epoch")
+    feature_actors: int = F(1, ge=1, help="actors (each with the frozen encoder; one GPU each on GPU runs) that fill the feature cache")
     skeleton: SkeletonDataConfig = F(factory=SkeletonDataConfig, help="skeleton datasets only")
 
 
@@ -184,6 +186,8 @@ def _convert(value, tp, path: str):
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{path}: invalid value {value!r}")
     if origin is Literal:
+        if isinstance(value, bool) and ("off" if not value else "on") in args:
+            value = "off" if not value else "on"  # YAML 1.1 reads a bare off/on (`--set x=off`) as a bool
         if value not in args:
             raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value

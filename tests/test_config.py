@@ -82,3 +82,11 @@ def test_bad_yaml_file_is_a_config_error(tmp_path):
         resolve(file=f)
     with pytest.raises(ConfigError, match="not found"):
         resolve(file=tmp_path / "missing.yaml")
+
+
+def test_a_bare_off_from_set_selects_the_off_choice():
+    # YAML reads `--set hparams.msm=off` as False; a choice field that has "off" takes it as "off"
+    cfg = resolve(method="mgsa", dataset="demo", protocol="base2novel", overrides=parse_set(["hparams.msm=off"]))
+    assert cfg.method_config().msm == "off"
+    with pytest.raises(ConfigError, match=r"data\.sampler"):
+        resolve(method="frozen_clip", dataset="demo", overrides=parse_set(["data.sampler=off"]))

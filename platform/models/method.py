@@ -16,12 +16,18 @@ once, before weights are restored, with the training label set (a classifier hea
 there); `closed_set` methods are scored only on parts whose classes they were trained on;
 `pretrained_checkpoints(cfg)` lists the checkpoints a method loads weights from (the runner
 refuses one trained on a class the protocol holds out).
+
+Frozen inputs: `frozen_inputs(cfg)` declares tensors that frozen weights compute from the decoded
+clip (`zsar.data.features.FrozenInput`); `compute_frozen(name, x)` computes one, and the method
+reads it with `frozen_input(batch, name)`, which takes it from the batch when the feature cache
+delivered it and computes it inline otherwise: the method's code is the same either way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
@@ -51,6 +57,12 @@ class Method(nn.Module):
     def backbone_towers(cls, cfg) -> tuple[str, ...]:
         """The CLIP towers this method needs: ("visual", "text"), ("text",) or ()."""
         return ("visual", "text")
+
+    @classmethod
+    def frozen_inputs(cls, cfg) -> tuple:
+        """The frozen tensors this method reads (`FrozenInput`s), which the feature cache may
+        deliver in place of decoded clips; none by default."""
+        return ()
 
     @classmethod
     def pretrained_checkpoints(cls, cfg) -> list[str]:
@@ -97,6 +109,24 @@ class Method(nn.Module):
     def to_input(self, array, device) -> torch.Tensor:
         """Decoded uint8 clips [B, V, T, H, W, 3] -> CLIP-normalised float [B, V, T, 3, H, W]."""
         return normalize_clips(array, self.pixel_mean, self.pixel_std, device)
+
+    def batch_inputs(self, batch: dict, device) -> dict[str, torch.Tensor]:
+        """A pipeline batch -> the model's inputs, each [B, V, ...]: the cached frozen tensors
+        when the batch carries them, else the decoded array through `to_input`."""
+        cached = {f.name: torch.from_numpy(np.ascontiguousarray(batch[f.name])).to(device).float()
+                  for f in self.frozen_inputs(self.cfg) if f.name in batch}
+        return cached or {self.input_key: self.to_input(batch[self.input_key], device)}
+
+    def compute_frozen(self, name: str, inputs: torch.Tensor) -> torch.Tensor:
+        """The frozen tensor `name` of single-view inputs [B, ...] (see `frozen_inputs`)."""
+        raise NotImplementedError(f"method '{self.name}' declares no frozen input '{name}'")
+
+    def frozen_input(self, batch: dict, name: str) -> torch.Tensor:
+        """The frozen tensor `name` for this batch: from the cache when present, else computed."""
+        if name in batch:
+            return batch[name]
+        with torch.no_grad():
+            return self.compute_frozen(name, batch[self.input_key])
 
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
         """[B, T, 3, H, W] -> [B, T, D] CLIP image embeddings of every frame."""

@@ -42,10 +42,10 @@ def score_batches(method, batches, labels, view_fusion, device, autocast):
         ok = batch["ok"]
         if not ok.any():
             continue
-        inputs = method.to_input(batch[method.input_key][ok], device)  # B, V, ...
-        b, v = inputs.shape[:2]
+        inputs = method.batch_inputs({k: val[ok] for k, val in batch.items()}, device)  # each B, V, ...
+        b, v = next(iter(inputs.values())).shape[:2]
         with autocast():
-            logits = method.logits({method.input_key: inputs.flatten(0, 1)}, class_emb)
+            logits = method.logits({k: x.flatten(0, 1) for k, x in inputs.items()}, class_emb)
         scores = fuse_views(logits.float().view(b, v, -1), view_fusion)
         idx_out.append(batch["index"][ok])
         lab_out.append(batch["label"][ok])

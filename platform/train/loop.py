@@ -213,10 +213,10 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
                 if batch is None:
                     continue
                 last_good = batch
-                inputs = method.to_input(batch[method.input_key][:, :1], device)[:, 0]  # training uses one view
+                inputs = {k: v[:, 0] for k, v in method.batch_inputs(batch, device).items()}  # training uses one view
                 labels = torch.from_numpy(np.ascontiguousarray(batch["label"])).to(device)
                 with autocast():
-                    out = model({method.input_key: inputs, "label": labels}, info.train.labels)
+                    out = model({**inputs, "label": labels}, info.train.labels)
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -225,7 +225,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
                 optimizer.step()
                 scheduler.step()
                 steps += 1
-                samples += inputs.shape[0]
+                samples += labels.shape[0]
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 if time.time() - last_print > 10 or steps == steps_per_epoch:
@@ -253,6 +253,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
                 metrics.update(result.metrics)
                 per_class[part.name] = result
                 failures_seen += result.failures
+                _check_failures(result.failures, part.num_rows, cfg.data.max_failure_fraction)
                 log(f"eval {part.name}: {result.count} videos, top1 {result.metrics[part.prefix + 'top1']:.2f}", ctx)
             metrics.update(info.derived_metrics(metrics))
         metrics["data/failures"] = float(len(failures_seen))

@@ -20,7 +20,7 @@ from pathlib import Path
 from zsar.config import ExperimentConfig
 from zsar.data.dataset import Part, Plan
 from zsar.errors import ConfigError, DataError, ZsarError
-from zsar.home import runs_dir
+from zsar.home import cache_dir, runs_dir
 from zsar.registry import DATASETS, METHODS
 from zsar.track import mlflow_log as track
 from zsar.train import checkpoint as ckpt
@@ -249,10 +249,13 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
     try:
         if not resumed:
             track.log_params(uri, run_id, METHODS.get(cfg.method).cost_params(cfg))
+        datasets, uses = _datasets(cfg, plan)
+        if uses:
+            track.log_metrics(uri, run_id, _feature_cache_metrics(uses), step=0)
         if cfg.resources.workers == 0:
-            metrics, best = _run_in_driver(cfg, plan, info, run_dir, logger, resume_from)
+            metrics, best = _run_in_driver(cfg, info, run_dir, logger, resume_from, datasets)
         else:
-            metrics, best = _run_with_ray_train(cfg, plan, info, storage, name, logger, resume_from)
+            metrics, best = _run_with_ray_train(cfg, info, storage, name, logger, resume_from, datasets)
     except BaseException:
         track.finish(uri, run_id, status="FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
         raise
@@ -261,26 +264,84 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
     return RunResult(run_id, name, metrics, best, uri)
 
 
-def _decoder(cfg: ExperimentConfig):
-    """(manifest, train, seed) -> a Ray Dataset of decoded inputs, for the dataset's modality."""
+def _clip_spec(cfg: ExperimentConfig, train: bool):
+    """How a manifest part's files become model input (a ClipSpec, or a SkeletonSpec)."""
     if DATASETS.get(cfg.dataset).modality == "skeleton":
-        from zsar.data.skeleton import skeleton_dataset, skeleton_spec
+        from zsar.data.skeleton import skeleton_spec
 
-        return lambda manifest, train, seed: skeleton_dataset(manifest, skeleton_spec(cfg.data, train), cfg.data, train=train, seed=seed)
-    from zsar.data.pipeline import clip_spec, decoded_dataset
+        return skeleton_spec(cfg.data, train)
+    from zsar.data.pipeline import clip_spec
 
-    size = cfg.data.size or _backbone_size(cfg)
-    return lambda manifest, train, seed: decoded_dataset(manifest, clip_spec(cfg.data, size, train), cfg.data, train=train, seed=seed)
+    return clip_spec(cfg.data, cfg.data.size or _backbone_size(cfg), train)
 
 
-def _datasets(cfg: ExperimentConfig, plan: Plan) -> dict:
-    decode = _decoder(cfg)
-    out = {}
+def _decode(cfg: ExperimentConfig, manifest, spec, train: bool, seed):
+    """A Ray Dataset of decoded inputs for `manifest`, for the dataset's modality."""
+    if DATASETS.get(cfg.dataset).modality == "skeleton":
+        from zsar.data.skeleton import skeleton_dataset
+
+        return skeleton_dataset(manifest, spec, cfg.data, train=train, seed=seed)
+    from zsar.data.pipeline import decoded_dataset
+
+    return decoded_dataset(manifest, spec, cfg.data, train=train, seed=seed)
+
+
+def _datasets(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
+    """Ray Datasets by name ("train", "eval/<part>"), and what the feature cache did for each."""
+    parts = []
     if plan.train is not None and METHODS.get(cfg.method).trains and cfg.optim.epochs > 0:
-        out["train"] = decode(plan.train.manifest, True, cfg.seed)
-    for part in plan.evals:
-        out[f"eval/{_safe(part.name)}"] = decode(part.manifest, False, None)
-    return out
+        parts.append(("train", plan.train.manifest, True))
+    parts += [(f"eval/{_safe(p.name)}", p.manifest, False) for p in plan.evals]
+    method_cls = METHODS.get(cfg.method)
+    frozen = method_cls.frozen_inputs(cfg.method_config()) if cfg.data.feature_cache else ()
+    out, uses = {}, []
+    identity = None
+    for name, manifest, train in parts:
+        spec = _clip_spec(cfg, train)
+        if frozen and spec.train:
+            log(f"feature cache bypassed for {name}: data.augment draws new training clips every epoch "
+                "(data.augment=false makes them cacheable)")
+        if frozen and not spec.train:
+            if identity is None:  # the weights' fingerprint is part of the key
+                from zsar.models.backbone import create_backbone
+
+                identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
+            ds, use = _cached_features(cfg, name, manifest, spec, frozen, identity)
+            uses.append((name, use))
+            out[name] = ds.randomize_block_order() if train else ds
+        else:
+            out[name] = _decode(cfg, manifest, spec, train, cfg.seed if train else None)
+    return out, uses
+
+
+def _cached_features(cfg: ExperimentConfig, part: str, manifest, spec, frozen, identity: str):
+    """The frozen inputs of `manifest`'s clips from the feature cache, encoded on a miss."""
+    import ray.data
+
+    from zsar.data import features
+
+    spec_key = {k: v for k, v in dataclasses.asdict(spec).items() if k != "decoder_threads"}
+    key = features.feature_key(identity, frozen, manifest, spec_key)
+    what = (f"{', '.join(f.name for f in frozen)} of {cfg.backbone.name} for {cfg.method}: {cfg.dataset} "
+            f"{cfg.protocol}/{cfg.split} {part}, {manifest.num_rows} videos")
+    gpu = cfg.resources.gpu and ray.cluster_resources().get("GPU", 0) >= 1
+
+    def build(tmp) -> int:
+        decoded = _decode(cfg, manifest, spec, False, None)
+        encoded = decoded.map_batches(
+            features.FeatureProducer,
+            fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "names": [f.name for f in frozen],
+                                   "device": "cuda" if gpu else "cpu"},
+            batch_size=cfg.optim.eval_batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=cfg.data.feature_actors),
+            num_gpus=1 if gpu else 0,
+            num_cpus=1,
+        )
+        encoded.write_parquet(str(tmp))
+        return manifest.num_rows
+
+    return features.FeatureCache(cache_dir("features")).dataset(key, manifest.num_rows, build, what, log=log)
 
 
 def _backbone_size(cfg: ExperimentConfig) -> int:
@@ -296,10 +357,16 @@ def _backbone_size(cfg: ExperimentConfig) -> int:
     return size[0] if isinstance(size, (list, tuple)) else int(size)
 
 
-def _run_in_driver(cfg, plan, info, run_dir, logger, resume_from):
-    from zsar.train.reporter import LocalReporter
+def _feature_cache_metrics(uses) -> dict:
+    out = {"time/features_s": sum(u.seconds for _, u in uses)}
+    for name, use in uses:
+        out[f"features/{name}/hit"] = float(use.hit)
+        out[f"features/{name}/encoded"] = float(use.encoded)
+    return out
 
-    datasets = _datasets(cfg, plan)
+
+def _run_in_driver(cfg, info, run_dir, logger, resume_from, datasets):
+    from zsar.train.reporter import LocalReporter
 
     def batches(name, drop_last, shuffle=False):
         ds = datasets[name]
@@ -336,13 +403,11 @@ def _data_config():
     return ExactEvalDataConfig()
 
 
-def _run_with_ray_train(cfg, plan, info, storage: Path, name: str, logger, resume_from):
+def _run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from, datasets):
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from zsar.cluster import workers
-
-    datasets = _datasets(cfg, plan)
     score = info.primary_metric
     trainer = TorchTrainer(
         workers.train_func,

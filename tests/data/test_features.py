@@ -1,0 +1,97 @@
+"""The frozen-feature cache's key, its integrity check and its rebuild of a damaged entry."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from zsar.data.features import FeatureCache, FrozenInput, check_entry, feature_key
+
+FRAMES = FrozenInput("frame_features", "visual.encode_image of every frame")
+SPEC = {"num_frames": 8, "sampler": "segment", "views": 1, "crops": 1, "size": 32}
+
+
+def _manifest(paths=("a.mp4", "b.mp4"), labels=(0, 1)):
+    return pa.table({"path": list(paths), "label": list(labels), "index": list(range(len(paths)))})
+
+
+def test_the_key_changes_with_each_input_and_with_nothing_else():
+    base = feature_key("zsar-tiny@abc", (FRAMES,), _manifest(), SPEC)
+    assert feature_key("zsar-tiny@abc", (FRAMES,), _manifest(), dict(SPEC)) == base  # equal inputs, new objects
+    changed = [
+        feature_key("zsar-tiny@abd", (FRAMES,), _manifest(), SPEC),  # other weights
+        feature_key("ViT-B-16@abc", (FRAMES,), _manifest(), SPEC),  # other encoder
+        feature_key("zsar-tiny@abc", (FrozenInput("frame_features", "dense tokens"),), _manifest(), SPEC),  # other output
+        feature_key("zsar-tiny@abc", (FRAMES, FrozenInput("tokens", "dense tokens")), _manifest(), SPEC),
+        feature_key("zsar-tiny@abc", (FRAMES,), _manifest(paths=("a.mp4", "c.mp4")), SPEC),  # other video
+        feature_key("zsar-tiny@abc", (FRAMES,), _manifest(labels=(1, 0)), SPEC),  # other labels
+        feature_key("zsar-tiny@abc", (FRAMES,), _manifest(paths=("b.mp4", "a.mp4"), labels=(1, 0)), SPEC),  # other order
+        feature_key("zsar-tiny@abc", (FRAMES,), _manifest(), {**SPEC, "views": 3}),  # other views
+        feature_key("zsar-tiny@abc", (FRAMES,), _manifest(), {**SPEC, "sampler": "dense"}),  # other sampling
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+def _write_features(folder, rows=6, files=2):
+    folder.mkdir(parents=True)
+    per = rows // files
+    for i in range(files):
+        pq.write_table(pa.table({"index": np.arange(i * per, (i + 1) * per), "x": np.random.rand(per)}), folder / f"part-{i}.parquet")
+    return rows
+
+
+def test_a_truncated_or_missing_shard_fails_the_check(tmp_path, ray_session):
+    cache = FeatureCache(tmp_path / "features")
+    builds = []
+
+    def build(tmp):
+        builds.append(tmp)
+        return _write_features(tmp)
+
+    ds, use = cache.dataset("k1", 6, build, "test rows", log=lambda m: None)
+    assert not use.hit and use.encoded == 6 and ds.count() == 6 and len(builds) == 1
+    entry = cache.path("k1")
+    assert check_entry(entry, 6) is None
+    assert "rows" in check_entry(entry, 7)  # a manifest that no longer matches the part
+
+    ds, use = cache.dataset("k1", 6, build, "test rows", log=lambda m: None)
+    assert use.hit and len(builds) == 1 and sorted(r["index"] for r in ds.take_all()) == list(range(6))
+    assert cache.entries()[0]["hits"] == 1
+
+    shard = sorted(entry.glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:-40])  # truncated
+    assert "checksum" in check_entry(entry, 6)
+    messages = []
+    ds, use = cache.dataset("k1", 6, build, "test rows", log=messages.append)
+    assert not use.hit and len(builds) == 2 and ds.count() == 6
+    assert any("rebuilding" in m for m in messages) and check_entry(entry, 6) is None
+
+    sorted(entry.glob("*.parquet"))[1].unlink()
+    assert "missing" in check_entry(entry, 6)
+
+
+def test_a_partial_write_is_never_published(tmp_path, ray_session):
+    cache = FeatureCache(tmp_path / "features")
+
+    def failing_build(tmp):
+        _write_features(tmp)
+        raise RuntimeError("the producer died")
+
+    with pytest.raises(RuntimeError, match="producer died"):
+        cache.dataset("k2", 6, failing_build, "test rows", log=lambda m: None)
+    assert not cache.path("k2").exists() and list((tmp_path / "features").iterdir()) == []
+
+
+def test_remove_by_unique_prefix_or_all(tmp_path):
+    from zsar.errors import ConfigError
+
+    cache = FeatureCache(tmp_path / "features")
+    for key in ("abc1", "abd2", "xyz3"):
+        _write_features(cache.path(key))
+        (cache.path(key) / "manifest.json").write_text(json.dumps({"what": key, "rows": 6, "files": {}}))
+    with pytest.raises(ConfigError, match="2 entries"):
+        cache.remove("ab")
+    assert cache.remove("abc") == ["abc1"]
+    assert sorted(cache.remove(None)) == ["abd2", "xyz3"] and cache.entries() == []

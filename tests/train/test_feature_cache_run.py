@@ -1,0 +1,79 @@
+"""A frozen method's runs through the feature cache: the second run decodes and encodes nothing and
+scores exactly as a run without the cache."""
+
+import shutil
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from zsar.config import resolve
+from zsar.train.runner import run
+
+pytestmark = pytest.mark.integration
+
+SHOWN = ("base_top1", "base_top5", "novel_top1", "novel_top5", "hm")
+
+
+def _run(root, name, **data):
+    cfg = resolve(method="frozen_clip", dataset="demo", protocol="base2novel", overrides={
+        "root": str(root), "resources": {"workers": 0}, "data": data,
+        "run": {"name": name}, "tracking": {"experiment": "features"},
+    })
+    result = run(cfg)
+    return result, MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics
+
+
+def test_a_warm_run_reads_features_only_and_scores_as_without_the_cache(small_demo_root, zsar_home, ray_session, tmp_path):
+    root = tmp_path / "demo"
+    shutil.copytree(small_demo_root, root)
+
+    _, plain = _run(root, "no-cache", feature_cache=False)
+    assert not any(k.startswith("features/") for k in plain)
+
+    cold_result, cold = _run(root, "cold")
+    assert cold["features/eval/base/hit"] == 0 and cold["features/eval/base/encoded"] == cold["base_count"] > 0
+    assert cold["features/eval/novel/encoded"] == cold["novel_count"] > 0
+    assert {k: cold[k] for k in SHOWN} == {k: plain[k] for k in SHOWN}
+
+    # Break every video in place (the manifest stays the same): only a run that decodes nothing can
+    # still score every one of them.
+    videos = [p for p in root.rglob("*") if p.suffix in (".mp4", ".avi", ".webm")]
+    assert videos
+    for p in videos:
+        p.write_bytes(b"")
+    _, warm = _run(root, "warm")
+    assert warm["features/eval/base/hit"] == warm["features/eval/novel/hit"] == 1
+    assert warm["features/eval/base/encoded"] == warm["features/eval/novel/encoded"] == 0
+    assert warm["data/failures"] == 0 and warm["base_count"] == cold["base_count"]
+    assert {k: warm[k] for k in SHOWN} == {k: plain[k] for k in SHOWN}
+    assert warm["time/features_s"] < cold["time/features_s"]
+
+    with pytest.raises(Exception, match="could not be decoded"):
+        _run(root, "no-cache-broken", feature_cache=False)  # what the warm run would have met
+
+
+def test_cached_features_equal_the_method_computing_them_inline(small_demo_root, zsar_home, ray_session):
+    import ray.data
+    import torch
+
+    from zsar.data.features import FeatureCache
+    from zsar.data.pipeline import clip_spec
+    from zsar.data.video import load_clip
+    from zsar.home import cache_dir
+    from zsar.models.backbone import create_backbone
+    from zsar.registry import METHODS
+
+    _run(small_demo_root, "fill")
+    cfg = resolve(method="frozen_clip", dataset="demo", protocol="base2novel", overrides={"root": str(small_demo_root)})
+    rows = [r for e in FeatureCache(cache_dir("features")).entries()
+            for r in ray.data.read_parquet(str(cache_dir("features") / e["key"])).take(3)
+            if r["path"].startswith(str(small_demo_root) + "/")]
+    assert rows
+    method = METHODS.get("frozen_clip")(cfg.method_config(), create_backbone(cfg.backbone), cfg).eval()
+    spec = clip_spec(cfg.data, 32, train=False)
+    for row in rows:
+        clip, _ = load_clip(row["path"], spec)
+        with torch.no_grad():
+            inline = method.compute_frozen("frame_features", method.to_input(clip[None], "cpu")[0]).numpy()
+        np.testing.assert_allclose(row["frame_features"], inline, rtol=1e-5, atol=1e-6)
