@@ -49,6 +49,7 @@ the platform's loop has no validation split, so the presets fix the epochs inste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Optional
 
 import torch
@@ -56,6 +57,7 @@ import torch.nn as nn
 import torch.nn.functional as nnf
 
 from zsar.config import F
+from zsar.errors import ConfigError
 from zsar.models.method import Method
 from zsar.models.text import LabelSet
 from zsar.models.text_space import text_space
@@ -87,6 +89,14 @@ class CEZSARConfig:
     margin: float = F(1.0, ge=0.0, help="triplet margin")
     temperature: float = F(0.07, gt=0.0, help="InfoNCE temperature")
     logit_scale: float = F(10.0, gt=0.0, help="scale of the cosine logits (matters only when views are fused)")
+
+    def __post_init__(self):
+        band = self.negative_band
+        if len(band) != 2 or not 0.0 <= band[0] < band[1]:
+            raise ConfigError(f"hparams.negative_band: two cosine distances low < high (low >= 0), got {band}")
+        if self.text_encoder not in ("clip", "minilm") and not Path(self.text_encoder).expanduser().is_dir():
+            raise ConfigError(f"hparams.text_encoder: clip, minilm, or a sentence-transformers model directory; "
+                              f"'{self.text_encoder}' is none of these")
 
 
 class VisualBranch(nn.Module):

@@ -124,3 +124,12 @@ def test_the_negatives_table_is_seeded_in_band_and_restored_from_a_checkpoint():
     fresh = METHODS.get("cezsar")(exp.method_config(), create_backbone(exp.backbone), exp)  # no training labels bound
     fresh.load_checkpoint_state(state)
     assert torch.equal(fresh.negatives, method.negatives)
+
+
+@pytest.mark.parametrize("hparams, message", [({"negative_band": [0.5, 0.2]}, "negative_band"),
+                                              ({"text_encoder": "no-such-dir"}, "text_encoder")])
+def test_a_bad_band_or_text_encoder_is_named_when_the_config_is_resolved(hparams, message):
+    from zsar.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        resolve(method="cezsar", dataset="demo", protocol="base2novel", overrides={"hparams": hparams})
