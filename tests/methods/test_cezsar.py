@@ -144,3 +144,18 @@ def test_a_sentence_transformers_directory_is_a_text_encoder():
     sentences = ["a shape moving left slowly.", "a shape growing quickly."]
     assert method.text_space.dim == 384
     assert torch.allclose(method.text_space.encode(sentences), minilm().encode(sentences))
+
+
+def test_caption_sentences_join_the_negative_pool_and_never_become_positives(tmp_path):
+    import json
+
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps({"v_1": {"duration": 4.0, "timestamps": [[0, 2], [2, 4]],
+                                        "sentences": ["A dog runs on a beach.", "The dog jumps into the sea."]}}))
+    method, _ = build(captions=[str(path)], negative_band=[0.0, 2.0])
+    bank = method.bank
+    assert bank.sentences[-2:] == ("A dog runs on a beach.", "The dog jumps into the sea.")
+    assert bank.owner[-2:].tolist() == [-1, -1]
+    assert method.negatives.shape[0] == len(bank.sentences) - 2  # positives are class sentences only
+    assert (bank.owner[method.negatives] == -1).any()  # the captions are drawn as negatives
+    assert not (method.class_rows >= len(bank.sentences) - 2).any()
