@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from zsar.errors import ConfigError
@@ -48,7 +49,8 @@ def write_record(run_dir: str | os.PathLike, rank: int, world_size: int, node_id
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".rank{rank}-pid{record['pid']}.json.tmp"
     tmp.write_text(json.dumps(record))
-    tmp.rename(folder / f"rank{rank}-pid{record['pid']}-{int(record['started'] * 1000)}.json")
+    # a restarted worker can reuse its pid within one millisecond: the random part keeps both records
+    tmp.rename(folder / f"rank{rank}-pid{record['pid']}-{int(record['started'] * 1000)}-{uuid.uuid4().hex[:8]}.json")
     sys.stderr.write(f"[zsar] worker rank {rank}/{world_size} pid {record['pid']} on node {node_id} ({record['host']})\n")
     sys.stderr.flush()
     return record
