@@ -9,7 +9,10 @@ measured in this one run on the same split and seeds. Runs go through the real r
 Ray Data + MLflow in ZSAR_HOME).
 
     python benchmarks/skeleton_zsl_demo.py [--seeds 0 1 2] [--text-space minilm] [--protocol zsl]
-        [--methods skeleton_proj scople]
+        [--methods skeleton_proj scople scople:sampler=false,joint_prompts=false]
+
+A method may carry hyperparameters after a colon (`name:key=value,...`, YAML values): ablations
+side by side with the full method.
 """
 
 from __future__ import annotations
@@ -18,9 +21,20 @@ import argparse
 import json
 import statistics
 
+import yaml
+
 from zsar.config import resolve
 from zsar.data.skeleton_synth import unseen_classes
 from zsar.train.runner import run
+
+
+def parse_method(spec: str) -> tuple[str, dict]:
+    """"scople:sampler=false,n_ctx=2" -> ("scople", {"sampler": False, "n_ctx": 2})."""
+    name, _, rest = spec.partition(":")
+    pairs = [kv.split("=", 1) for kv in rest.split(",") if kv]
+    if any(len(kv) != 2 for kv in pairs):
+        raise SystemExit(f"--methods {spec}: expected name:key=value,...")
+    return name, {k: yaml.safe_load(v) for k, v in pairs}
 
 
 def one_seed(seed: int, text_space: str, protocol: str, root: str | None, methods: list[str]) -> list[dict]:
@@ -30,9 +44,10 @@ def one_seed(seed: int, text_space: str, protocol: str, root: str | None, method
     keys = ("zsl_top1", "seen", "unseen", "h")
     rows = []
     for method in methods:
-        out = run(resolve(method=method, dataset="demo_skeleton", protocol=protocol,
-                          overrides={**common, "run": {"name": f"{method}-{text_space}-s{seed}"},
-                                     "hparams": {"encoder_checkpoint": pre.checkpoint, "text_space": text_space}}))
+        name, extra = parse_method(method)
+        out = run(resolve(method=name, dataset="demo_skeleton", protocol=protocol,
+                          overrides={**common, "run": {"name": f"{method.replace(':', '-')}-{text_space}-s{seed}"},
+                                     "hparams": {"encoder_checkpoint": pre.checkpoint, "text_space": text_space, **extra}}))
         rows.append({"method": method, "seed": seed, "stgcn_seen_top1": pre.metrics["seen_top1"],
                      **{k: out.metrics[k] for k in keys if k in out.metrics}})
     return rows
