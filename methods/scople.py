@@ -45,6 +45,10 @@ model (`minilm`, or a local model folder), in which case the context runs throug
 Presets: the platform keys presets by dataset and protocol, not by split, so `ntu60_55_5` and
 `ntu60_48_12` share `ntu60`'s (likewise `ntu120_110_10` / `ntu120_96_24` and the `pkummd_46_5`
 splits); every value in them is ours (NTU input as stage one's: 300 frames zero-padded, 2 bodies).
+
+On `demo_skeleton` (`benchmarks/skeleton_zsl_demo.py --protocol gzsl --methods skeleton_proj scople`,
+MiniLM, seeds 0-2, both on the same stage-1 encoders, `gzsl_gamma` 0): ZSL top-1 86.97 against
+`skeleton_proj`'s 76.36, H 47.38 against 32.80.
 """
 
 from __future__ import annotations
