@@ -20,7 +20,6 @@ shipped one-sentence descriptions). GZSL uses the platform's calibrated stacking
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -28,9 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
-from zsar.errors import ConfigError
-from zsar.models.skeleton_method import SkeletonMethod, load_encoder
-from zsar.models.stgcn import STGCN, STGCNConfig
+from zsar.models.skeleton_method import StageTwoSkeletonMethod
+from zsar.models.stgcn import STGCNConfig
 from zsar.registry import register_method
 
 
@@ -46,7 +44,7 @@ class SkeletonProjConfig:
 
 
 @register_method("skeleton_proj")
-class SkeletonProj(SkeletonMethod):
+class SkeletonProj(StageTwoSkeletonMethod):
     Config = SkeletonProjConfig
     text_frozen = True
     presets = {
@@ -55,43 +53,12 @@ class SkeletonProj(SkeletonMethod):
         "demo_skeleton": {"optim": {"epochs": 15, "batch_size": 16, "lr": 2e-3, "eval_every": 5}},
     }
 
-    @classmethod
-    def pretrained_checkpoints(cls, cfg: SkeletonProjConfig) -> list[str]:
-        if cfg.encoder_checkpoint is None and cfg.freeze_encoder:
-            raise ConfigError("skeleton_proj: a frozen encoder needs hparams.encoder_checkpoint=DIR (a checkpoint of "
-                              "`zsar train --method stgcn_pretrain` under the same split), or hparams.freeze_encoder=false")
-        return [cfg.encoder_checkpoint] if cfg.encoder_checkpoint else []
-
     def __init__(self, cfg: SkeletonProjConfig, backbone, exp):
         super().__init__(cfg, backbone, exp)
-        self.pretrained_checkpoints(cfg)
-        if cfg.encoder_checkpoint:
-            enc_cfg, weights = load_encoder(cfg.encoder_checkpoint)
-            self.encoder = STGCN(enc_cfg)
-            self.encoder.load_state_dict(weights)
-        else:
-            self.encoder = STGCN(cfg.encoder)
-        if cfg.freeze_encoder:
-            self.freeze(self.encoder)
         self.proj = nn.Linear(self.encoder.out_dim, self.text_space.dim)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.temperature)), requires_grad=cfg.learn_temperature)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.cfg.freeze_encoder:
-            self.encoder.eval()  # frozen: batch-norm statistics and dropout stay as trained
-        return self
 
     def encode_skeleton(self, skeleton: torch.Tensor) -> torch.Tensor:
-        if self.cfg.freeze_encoder:
-            with torch.no_grad():
-                pooled = self.encoder(skeleton).pooled
-        else:
-            pooled = self.encoder(skeleton).pooled
-        return nnf.normalize(self.proj(pooled.float()), dim=-1)
-
-    def logit_scale(self) -> torch.Tensor:
-        return self.log_scale.exp().clamp(max=100)
+        return nnf.normalize(self.proj(self.encode_joints(skeleton).pooled.float()), dim=-1)
 
     def logits(self, batch, class_emb) -> torch.Tensor:
         return self.logit_scale() * self.encode_skeleton(batch["skeleton"]) @ class_emb.t()

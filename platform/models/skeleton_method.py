@@ -4,21 +4,24 @@ Batches carry `skeleton` float [B, T, M, 25, 3] (evaluation views are flattened 
 the loop, as for videos). A method whose Config has `text_space` ("clip" or "minilm") gets
 `self.text_space` and cached class embeddings from it; only "clip" makes the platform build a
 (text-only) CLIP backbone. `load_encoder` reads the ST-GCN of a stage-1 checkpoint
-(`stgcn_pretrain`, or any checkpoint whose state holds `encoder.*`).
+(`stgcn_pretrain`, or any checkpoint whose state holds `encoder.*`). `StageTwoSkeletonMethod` is
+the base of methods trained on top of such an encoder (`skeleton_proj`, `scople`).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from zsar.config import from_dict
-from zsar.errors import ZsarError
+from zsar.errors import ConfigError, ZsarError
 from zsar.home import cache_dir
 from zsar.models.method import Method
-from zsar.models.stgcn import STGCNConfig
+from zsar.models.stgcn import STGCN, STGCNConfig, STGCNOutput
 from zsar.models.text import ClassEmbeddingCache
 from zsar.models.text_space import text_space
 
@@ -64,3 +67,46 @@ def load_encoder(path: str) -> tuple[STGCNConfig, dict]:
     if not weights:
         raise ZsarError(f"checkpoint {path} holds no encoder weights")
     return from_dict(STGCNConfig, hparams["encoder"], "hparams.encoder"), weights
+
+
+class StageTwoSkeletonMethod(SkeletonMethod):
+    """Stage two: the ST-GCN of a stage-one checkpoint (`encoder_checkpoint`), frozen unless
+    `freeze_encoder` is false (then a fresh `encoder` may be trained from scratch), and a learnable
+    logit scale 1 / `temperature`, capped at 100. The Config needs those fields."""
+
+    def __init__(self, cfg, backbone, exp):
+        super().__init__(cfg, backbone, exp)
+        self.pretrained_checkpoints(cfg)
+        if cfg.encoder_checkpoint:
+            enc_cfg, weights = load_encoder(cfg.encoder_checkpoint)
+            self.encoder = STGCN(enc_cfg)
+            self.encoder.load_state_dict(weights)
+        else:
+            self.encoder = STGCN(cfg.encoder)
+        if cfg.freeze_encoder:
+            self.freeze(self.encoder)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.temperature)), requires_grad=cfg.learn_temperature)
+
+    @classmethod
+    def pretrained_checkpoints(cls, cfg) -> list[str]:
+        if cfg.encoder_checkpoint is None and cfg.freeze_encoder:
+            raise ConfigError(f"{cls.name}: a frozen encoder needs hparams.encoder_checkpoint=DIR (a checkpoint of "
+                              "`zsar train --method stgcn_pretrain` under the same split), or hparams.freeze_encoder=false")
+        return [cfg.encoder_checkpoint] if cfg.encoder_checkpoint else []
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.cfg.freeze_encoder:
+            self.encoder.eval()  # frozen: batch-norm statistics and dropout stay as trained
+        return self
+
+    def encode_joints(self, skeleton: torch.Tensor) -> STGCNOutput:
+        """The encoder's output (per-joint features, pooled feature, valid-frame mask), without
+        gradients when the encoder is frozen."""
+        if self.cfg.freeze_encoder:
+            with torch.no_grad():
+                return self.encoder(skeleton)
+        return self.encoder(skeleton)
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.log_scale.exp().clamp(max=100)

@@ -22,10 +22,11 @@ class TextSpace:
     """A frozen sentence encoder. Not an nn.Module on purpose: its weights are rebuilt from their
     source, never trained, and stay out of a method's state dict."""
 
-    def __init__(self, identity: str, dim: int, encode: Callable[[list[str]], torch.Tensor]):
+    def __init__(self, identity: str, dim: int, encode: Callable[[list[str]], torch.Tensor], model=None):
         self.identity = identity
         self.dim = dim
         self._encode = encode
+        self.model = model  # the frozen encoder itself, for methods that run it with learned prompt tokens
 
     def encode(self, sentences: list[str]) -> torch.Tensor:
         with torch.no_grad():
@@ -66,7 +67,7 @@ def sentence_transformer(path: str, name: str | None = None) -> TextSpace:
 
     dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in 6.x
     name = name or os.path.basename(os.path.normpath(path))
-    _LOADED[path] = TextSpace(f"{name}@{weights_fingerprint(model)}", dim(), encode)
+    _LOADED[path] = TextSpace(f"{name}@{weights_fingerprint(model)}", dim(), encode, model)
     return _LOADED[path]
 
 
@@ -77,7 +78,7 @@ def clip_text(backbone) -> TextSpace:
     if backbone.model is None:
         raise ZsarError("the CLIP text space needs a backbone (backbone.name)")
     return TextSpace(f"{backbone.identity}/text", backbone.embed_dim,
-                     lambda sentences: encode_text(backbone.model, backbone.tokenizer, sentences))
+                     lambda sentences: encode_text(backbone.model, backbone.tokenizer, sentences), backbone.model)
 
 
 def text_space(kind: str, backbone) -> TextSpace:
