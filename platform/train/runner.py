@@ -313,7 +313,7 @@ def _datasets(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
                 identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
             ds, use = _cached_features(cfg, name, manifest, spec, frozen, identity)
             uses.append((name, use))
-            out[name] = ds.randomize_block_order() if train else ds
+            out[name] = ds.randomize_block_order(seed=cfg.seed) if train else ds
         else:
             out[name] = _decode(cfg, manifest, spec, train, cfg.seed if train else None)
     return out, uses
