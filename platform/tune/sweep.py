@@ -37,6 +37,7 @@ class SweepResult:
     metric: str
     trials: dict  # status -> count
     best_config_yaml: str | None = None
+    fit_s: float = 0.0  # wall time of the trials (Tuner.fit), data preparation excluded
 
 
 def data_is_swept(spec: SweepSpec) -> bool:
@@ -263,7 +264,9 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
                 failure_config=ray.tune.FailureConfig(max_failures=0),
             ),
         )
+    t_fit = time.time()
     grid = tuner.fit()
+    fit_s = time.time() - t_fit
     statuses: dict[str, int] = {}
     for r in grid:
         key = "ERROR" if r.error else "TERMINATED"
@@ -276,7 +279,7 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
         raise ZsarError(f"every trial of sweep {spec.name} failed; first error: {_first_line(first)}")
     best = state.get("best") or {}
     return SweepResult(path, state.get("parent"), best.get("params"), best.get("value"), spec.metric, statuses,
-                       best.get("config_yaml"))
+                       best.get("config_yaml"), fit_s)
 
 
 def _first_line(error) -> str:
