@@ -192,3 +192,15 @@ def test_interrupted_sweep_resumes_without_rerunning_or_duplicates(sweep_env, sm
         steps = [m.step for m in client.get_metric_history(c.info.run_id, "epoch")]
         assert len(steps) == len(set(steps))
     json.dumps(after)
+
+
+@pytest.mark.parametrize("resources, message", [({"cpus": 64}, "needs 64 CPU"), ({"cpus": 1, "gpus": 0.5}, "0.5 GPU"),
+                                                ({"cpus": 2, "workers": 4}, "needs 4 workers")])
+def test_resources_no_node_can_hold_fail_before_launch(sweep_env, small_demo_root, ray_session, resources, message):
+    from zsar.errors import ConfigError
+    from zsar.tune.sweep import run_sweep
+
+    spec = _write_spec(sweep_env / "big.yaml", small_demo_root, "it-big", resources=resources)
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(spec, storage=str(sweep_env / "tune-big"), verbose=0)
+    assert not (sweep_env / "tune-big").exists()
