@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -122,6 +123,10 @@ def trial_main(config: dict, *, spec: SweepSpec, plan, info, datasets) -> None:
     from zsar.train.runner import _datasets, run_with_ray_train
 
     from ray.data import DataContext
+
+    # A reused actor waits this long for the previous trial's thread to end (Tune's default, 2 s,
+    # is shorter than a loaded machine needs to tear down a trial, and the next trial then fails).
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
 
     data_ctx = DataContext.get_current()  # zsar prints its own lines; one per Ray Data run is noise here
     data_ctx.enable_progress_bars = False
@@ -255,7 +260,9 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
             tune_config=ray.tune.TuneConfig(
                 num_samples=spec.num_samples,
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
-                scheduler=scheduler, reuse_actors=True,
+                # one-worker trials reuse their actor (no new process, no re-imports per trial);
+                # a multi-worker trial tears down its own TorchTrainer, so it gets a fresh one
+                scheduler=scheduler, reuse_actors=spec.workers == 1,
             ),
             run_config=ray.tune.RunConfig(
                 name=spec.name, storage_path=storage_root, verbose=verbose,
