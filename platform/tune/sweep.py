@@ -167,7 +167,7 @@ class TrialLines:
             def on_trial_complete(self, iteration, trials, trial, **info):
                 result = trial.last_result or {}
                 value = result.get(metric)
-                done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+                done = sum(t.status in ("TERMINATED", "ERROR") or t is trial for t in trials)  # this one's status is set after
                 params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(trial.config.items()))
                 sys.stderr.write(f"[zsar] trial {trial.trial_id} finished ({done}/{len(trials)}): {metric}="
                                  f"{_short(value)} after {result.get('training_iteration', 0)} epoch(s); {params}\n")
