@@ -87,12 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("key", nargs="?", help="the entry's key (zsar cache ls)")
     what.add_argument("--all", action="store_true", help="remove every entry")
 
+    _add_sweep_commands(sub)
     _add_cluster_commands(sub)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the store in use")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")
     return parser
+
+
+def _add_sweep_commands(sub) -> None:
+    p = sub.add_parser("sweep", help="Ray Tune + Optuna (TPE) + ASHA over a spec's search space (sweeps/<method>/<dataset>.yaml)")
+    p.add_argument("spec", help="sweep spec YAML")
+    p.add_argument("--trials", type=int, help="number of trials (default: the spec's num_samples)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep (finished trials are not rerun)")
+    p.add_argument("--address", help="Ray address (default RAY_ADDRESS or a local Ray)")
+    p.add_argument("--storage", help="Tune storage: a local folder (default ZSAR_HOME/sweeps), s3://, gs:// or a shared path")
+    p.add_argument("--root", help="dataset root (overrides the spec's)")
+
+    p = sub.add_parser("best", help="the best runs of a method on a dataset (sweeps and plain runs), and their config")
+    p.add_argument("--method", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--protocol")
+    p.add_argument("--metric", default="hm", help="ranked by val_<metric> for selection=val runs, <metric> for selection=test")
+    p.add_argument("--mode", choices=["max", "min"], default="max")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--experiment", help="MLflow experiment (default: all)")
+    p.add_argument("--out", help="write the best run's config here (zsar train --config FILE reproduces it)")
 
 
 def _add_cluster_commands(sub) -> None:
@@ -303,6 +324,29 @@ def cmd_jobs(args):
         print(f"{args.job_id}: {'stop requested' if stopped else 'already finished'}")
 
 
+def cmd_sweep(args):
+    from zsar.tune.sweep import run_sweep
+
+    result = run_sweep(args.spec, trials=args.trials, resume=args.resume, address=args.address, storage=args.storage,
+                       root=args.root)
+    print(json.dumps({"sweep": result.path, "mlflow_parent_run_id": result.parent_run_id, "trials": result.trials,
+                      "metric": result.metric, "best": result.best_metric, "best_params": result.best_params}, indent=1))
+
+
+def cmd_best(args):
+    from zsar.track.best import print_table, rank_runs, write_best
+
+    ranked, early = rank_runs(args.method, args.dataset, args.protocol, args.metric, args.top, args.mode,
+                              experiment=args.experiment)
+    print_table(ranked, args.metric, early)
+    if args.out:
+        if not ranked:
+            from zsar.errors import ZsarError
+
+            raise ZsarError(f"no finished {args.method} run on {args.dataset} with {args.metric}: nothing to write")
+        print(f"wrote {write_best(args.out, ranked[0].run_id)} (MLflow run {ranked[0].run_id})")
+
+
 def cmd_ui(args):
     from zsar.track.ui import serve
 
@@ -327,6 +371,8 @@ COMMANDS = {
     ("report",): cmd_report,
     ("cache", "ls"): cmd_cache_ls,
     ("cache", "rm"): cmd_cache_rm,
+    ("sweep",): cmd_sweep,
+    ("best",): cmd_best,
     ("submit",): cmd_submit,
     ("jobs",): cmd_jobs,
     ("ui",): cmd_ui,

@@ -98,4 +98,4 @@ def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool
     row_bytes = clip_bytes(spec) if row_bytes is None else row_bytes
     if not spec.train and manifest.num_rows * row_bytes <= IN_MEMORY_LIMIT:
         ds = ds.materialize()
-    return ds.randomize_block_order() if train else ds
+    return ds.randomize_block_order(seed=seed) if train else ds  # seeded: a config trains the same way again

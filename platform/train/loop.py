@@ -258,6 +258,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
             metrics.update(info.derived_metrics(metrics))
         metrics["data/failures"] = float(len(failures_seen))
         t_eval = time.time() - t_epoch - t_train
+        metrics["time/eval_s"] = t_eval
 
         ckpt_dir = None
         if ctx.rank == 0:

@@ -9,6 +9,7 @@ continues the same MLflow run.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 import sys
@@ -38,6 +39,8 @@ class RunResult:
 
 
 def primary_metric(plan: Plan) -> str:
+    if plan.selection == "val":  # hyperparameters are selected on held-out training classes
+        return "val_hm"
     if plan.kind == "base2novel":
         return "hm"
     gzsl = [p for p in plan.evals if p.seen is not None]
@@ -91,7 +94,9 @@ def build_plan(cfg: ExperimentConfig, split: str) -> Plan:
         from zsar.data.descriptions import attach_descriptions
 
         attach_descriptions(plan, cfg.text.descriptions)
-    return plan
+    from zsar.data.holdout import apply_selection
+
+    return apply_selection(plan, cfg.selection, cfg.seed)
 
 
 def restrict_to_trained_classes(cfg: ExperimentConfig, plan: Plan) -> Plan:
@@ -255,7 +260,7 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
         if cfg.resources.workers == 0:
             metrics, best = _run_in_driver(cfg, info, run_dir, logger, resume_from, datasets)
         else:
-            metrics, best = _run_with_ray_train(cfg, info, storage, name, logger, resume_from, datasets)
+            metrics, best = run_with_ray_train(cfg, info, storage, name, logger, resume_from, datasets)
     except BaseException:
         track.finish(uri, run_id, status="FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
         raise
@@ -308,7 +313,7 @@ def _datasets(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
                 identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
             ds, use = _cached_features(cfg, name, manifest, spec, frozen, identity)
             uses.append((name, use))
-            out[name] = ds.randomize_block_order() if train else ds
+            out[name] = ds.randomize_block_order(seed=cfg.seed) if train else ds
         else:
             out[name] = _decode(cfg, manifest, spec, train, cfg.seed if train else None)
     return out, uses
@@ -368,10 +373,14 @@ def _feature_cache_metrics(uses) -> dict:
 def _run_in_driver(cfg, info, run_dir, logger, resume_from, datasets):
     from zsar.train.reporter import LocalReporter
 
+    epochs = itertools.count()
+
     def batches(name, drop_last, shuffle=False):
         ds = datasets[name]
+        # a seeded shuffle per epoch, so that a config trains the same way again (zsar best)
         return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy", drop_last=drop_last,
-                                          local_shuffle_buffer_size=4 * bs if shuffle else None)
+                                          local_shuffle_buffer_size=4 * bs if shuffle else None,
+                                          local_shuffle_seed=cfg.seed * 1000 + next(epochs) if shuffle else None)
 
     data = LoopData(
         train=batches("train", True, True) if "train" in datasets else None,
@@ -403,7 +412,9 @@ def _data_config():
     return ExactEvalDataConfig()
 
 
-def _run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from, datasets):
+def run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from, datasets, callbacks=None):
+    """Train under a TorchTrainer. `callbacks` (Ray Train UserCallbacks) default to the MLflow
+    logger's; a sweep trial passes Tune's report callback instead."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -436,7 +447,7 @@ def _run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from
                 checkpoint_score_order="max",
             ),
             failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
-            callbacks=[track.make_train_callback(logger)],
+            callbacks=callbacks if callbacks is not None else [track.make_train_callback(logger)],
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
     )

@@ -1,0 +1,138 @@
+"""`zsar best`: the best runs of a method on a dataset, across sweeps and plain runs.
+
+Each run is ranked by its own selection metric: `val_<metric>` for runs tagged `selection=val`
+(chosen on held-out training classes), `<metric>` for `selection=test`; the table shows which.
+Trials that ASHA stopped early are left out (their config, with the full schedule, would not
+reproduce their metric). The written config is the run's resolved `config.yaml`, without its run
+name, so `zsar train --config best.yaml` trains it again as a new run.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from zsar.errors import ZsarError
+from zsar.track import mlflow_log as track
+
+
+@dataclass
+class Ranked:
+    run_id: str
+    name: str
+    selection: str
+    key: str  # the metric it is ranked by
+    value: float
+    test: float | None  # the test-set value of `metric`
+    params: dict
+    parent: str | None
+    experiment_id: str
+
+
+def selection_key(metric: str, selection: str) -> str:
+    if selection == "val" and not metric.startswith("val_"):
+        return f"val_{metric}"
+    return metric
+
+
+def _value(metrics: dict, key: str) -> float | None:
+    for k in (f"final/{key}", key):
+        v = metrics.get(k)
+        if v is not None and math.isfinite(v):
+            return float(v)
+    return None
+
+
+def rank_runs(method: str, dataset: str, protocol: str | None = None, metric: str = "hm", top: int = 5,
+              mode: str = "max", uri: str | None = None, experiment: str | None = None) -> tuple[list[Ranked], int]:
+    """(the top runs, how many trials stopped early were left out)."""
+    uri = track.resolve_uri(uri)
+    c = track.client(uri)
+    if experiment:
+        exp = c.get_experiment_by_name(experiment)
+        exp_ids = [exp.experiment_id] if exp else []
+    else:
+        exp_ids = [e.experiment_id for e in c.search_experiments()]
+    if not exp_ids:
+        return [], 0
+    filt = f"tags.method = '{method}' and tags.dataset = '{dataset}' and attributes.status = 'FINISHED'"
+    if protocol:
+        filt += f" and tags.protocol = '{protocol}'"
+    runs = c.search_runs(exp_ids, filter_string=filt, max_results=5000)
+    out, early = [], 0
+    for run in runs:
+        tags = run.data.tags
+        if tags.get("zsar.kind") == "sweep" or tags.get("split") == "all":
+            continue
+        if tags.get("zsar.stopped_early") == "true":
+            early += 1
+            continue
+        selection = tags.get("selection", "test")
+        key = selection_key(metric, selection)
+        value = _value(run.data.metrics, key)
+        if value is None:
+            continue
+        swept = [k for k in tags.get("zsar.swept", "").split(",") if k]
+        params = {}
+        for name in swept or ():
+            for p in (f"hparams.{name}", name):
+                if p in run.data.params:
+                    params[name] = run.data.params[p]
+                    break
+        if not swept:
+            params = {k[len("hparams."):]: v for k, v in run.data.params.items() if k.startswith("hparams.")}
+        out.append(Ranked(run.info.run_id, run.info.run_name, selection, key, value, _value(run.data.metrics, metric),
+                          params, tags.get("mlflow.parentRunId"), run.info.experiment_id))
+    sign = -1 if mode == "max" else 1
+    out.sort(key=lambda r: sign * r.value)
+    return out[:top], early
+
+
+def best_config(run_id: str, uri: str | None = None) -> dict:
+    """The resolved config a run logged, ready for `zsar train --config`."""
+    import mlflow
+
+    uri = track.resolve_uri(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.yaml", dst_path=tmp,
+                                                       tracking_uri=uri)
+        except Exception as e:  # noqa: BLE001
+            raise ZsarError(f"run {run_id} has no config.yaml artifact ({str(e).splitlines()[0]})") from None
+        cfg = yaml.safe_load(Path(path).read_text())
+    cfg.setdefault("run", {})["name"] = None
+    return cfg
+
+
+def print_table(ranked: list[Ranked], metric: str, early: int) -> None:
+    if not ranked:
+        print("no finished run matches")
+        return
+    print(f"{'#':>2}  {'run id':<32}  {'selection':<9}  {'ranked by':<12}  {'value':>7}  {metric + ' (test)':>12}  params")
+    for i, r in enumerate(ranked, 1):
+        test = f"{r.test:.2f}" if r.test is not None else "-"
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(r.params.items()))
+        print(f"{i:>2}  {r.run_id:<32}  {r.selection:<9}  {r.key:<12}  {r.value:>7.2f}  {test:>12}  {params}")
+        print(f"    {r.name}" + (f" (sweep parent {r.parent})" if r.parent else ""))
+    if early:
+        print(f"({early} trial(s) stopped early by ASHA are not ranked)")
+
+
+def _fmt(v: str) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return f"{f:.4g}"
+
+
+def write_best(path: str | Path, run_id: str, uri: str | None = None) -> Path:
+    cfg = best_config(run_id, uri)
+    path = Path(path)
+    path.write_text(f"# zsar best: MLflow run {run_id}; `zsar train --config {path.name}` trains it again\n"
+                    + yaml.safe_dump(cfg, sort_keys=False))
+    return path

@@ -1,0 +1,282 @@
+"""MLflow runs of a sweep, written by a Tune callback on the driver.
+
+One parent run per sweep (the spec, the search space, the seed, the git commit) and one nested
+child per trial (tag `mlflow.parentRunId`) with the trial's resolved config as params, every
+epoch's metrics, and its final status and error. The run ids live in the Tune experiment
+(`zsar_sweep_runs.json` beside Tune's own state), so a resumed sweep continues the same runs.
+At the end the parent gets the best trial's resolved config (`best_config.yaml`) and Optuna's
+optimisation history, parameter importances and parallel coordinates, as PNG (matplotlib) and as
+self-contained HTML pages (the PNG inlined), under `sweep/plots/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import ray.tune
+
+from zsar.track import mlflow_log as track
+
+STATE = "zsar_sweep_runs.json"
+SKIP = {"timestamp", "time_this_iter_s", "time_total_s", "pid", "training_iteration", "iterations_since_restore",
+        "time_since_restore", "done", "checkpoint_dir_name", "date", "hostname", "node_ip", "trial_id",
+        "experiment_tag", "should_checkpoint", "checkpoint_path"}
+
+
+def _fs(path: str):
+    import pyarrow.fs
+
+    if "://" in path:
+        return pyarrow.fs.FileSystem.from_uri(path)
+    return pyarrow.fs.LocalFileSystem(), path
+
+
+def read_state(experiment_path: str) -> dict:
+    fs, base = _fs(experiment_path)
+    try:
+        with fs.open_input_stream(f"{base}/{STATE}") as f:
+            return json.loads(f.read().decode())
+    except (FileNotFoundError, OSError):
+        return {}
+
+
+def write_state(experiment_path: str, state: dict) -> None:
+    fs, base = _fs(experiment_path)
+    fs.create_dir(base, recursive=True)
+    tmp = f"{base}/{STATE}.tmp"
+    with fs.open_output_stream(tmp) as f:
+        f.write(json.dumps(state, indent=1).encode())
+    fs.move(tmp, f"{base}/{STATE}")
+
+
+class SweepRuns(ray.tune.Callback):
+    """Picklable (Tune keeps it with the experiment): only names and ids, no clients."""
+
+    def __init__(self, spec, uri: str, experiment_path: str):
+        self.spec = spec
+        self.uri = uri
+        self.path = experiment_path
+        self.state: dict = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    def setup(self, **info):
+        self.state = read_state(self.path)
+        self.state.setdefault("trials", {})
+        if self.state.get("parent") and self._active(self.state["parent"]):
+            track.client(self.uri).update_run(self.state["parent"], status="RUNNING")
+            return
+        spec = self.spec
+        cfg = spec.base_config()
+        tags = {"mlflow.runName": spec.name, "zsar.kind": "sweep", "method": spec.method, "dataset": spec.dataset,
+                "protocol": spec.protocol, "split": spec.split, "selection": spec.selection,
+                "git_commit": track.git_commit(), "zsar.sweep": self.path}
+        exp_id = track.ensure_experiment(self.uri, cfg.tracking.experiment)
+        run = track.client(self.uri).create_run(exp_id, tags=tags, run_name=spec.name)
+        parent = run.info.run_id
+        track.log_params(self.uri, parent, {
+            "sweep.seed": spec.seed, "sweep.num_samples": spec.num_samples, "sweep.metric": spec.metric,
+            "sweep.mode": spec.mode, "sweep.max_concurrent": spec.max_concurrent,
+            "sweep.asha": f"grace_period={spec.grace_period} reduction_factor={spec.reduction_factor} max_t={spec.max_t}",
+            "sweep.resources": f"cpus={spec.cpus:g} gpus={spec.gpus:g} workers={spec.workers}",
+            **{f"space.{n}": f"{p.kind} {p.values}" for n, p in spec.space.items()},
+        })
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "spec.yaml").write_text(Path(spec.path).read_text())
+            (Path(tmp) / "space.json").write_text(json.dumps(
+                {n: {"key": p.key, p.kind: p.values} for n, p in spec.space.items()}, indent=1))
+            (Path(tmp) / "points_to_evaluate.json").write_text(json.dumps(spec.points, indent=1, default=str))
+            for name in ("spec.yaml", "space.json", "points_to_evaluate.json"):
+                track.client(self.uri).log_artifact(parent, str(Path(tmp) / name), artifact_path="sweep")
+        self.state = {"parent": parent, "tracking_uri": self.uri, "trials": {}}
+        write_state(self.path, self.state)
+
+    def _active(self, run_id: str) -> bool:
+        try:
+            return track.client(self.uri).get_run(run_id).info.lifecycle_stage == "active"
+        except Exception:  # noqa: BLE001 - a reset store: start over
+            return False
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        entry = self.state["trials"].get(trial.trial_id)
+        if entry is not None:  # a resumed trial: the same child run
+            entry["starts"] = entry.get("starts", 1) + 1
+            track.client(self.uri).update_run(entry["run_id"], status="RUNNING")
+            write_state(self.path, self.state)
+            return
+        spec = self.spec
+        cfg = spec.trial_config(trial.config)
+        index = len(self.state["trials"])
+        name = f"{spec.name}-{index:03d}-{trial.trial_id}"
+        tags = {"mlflow.runName": name, "mlflow.parentRunId": self.state["parent"], "zsar.kind": "sweep_trial",
+                "zsar.trial_id": trial.trial_id, "zsar.trial_index": str(index), "zsar.swept": ",".join(spec.space),
+                "zsar.selection_metric": spec.metric, "method": cfg.method, "dataset": cfg.dataset,
+                "protocol": cfg.protocol, "split": cfg.split, "selection": cfg.selection, "git_commit": track.git_commit()}
+        exp_id = track.ensure_experiment(self.uri, cfg.tracking.experiment)
+        run_id = track.client(self.uri).create_run(exp_id, tags=tags, run_name=name).info.run_id
+        track.log_params(self.uri, run_id, cfg.to_dict())
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "config.yaml").write_text(cfg.to_yaml())
+            track.client(self.uri).log_artifact(run_id, str(Path(tmp) / "config.yaml"))
+        self.state["trials"][trial.trial_id] = {"run_id": run_id, "index": index, "params": _plain(trial.config),
+                                                "last_step": 0, "starts": 1}
+        write_state(self.path, self.state)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        entry = self.state["trials"].get(trial.trial_id)
+        if entry is None:
+            return
+        step = int(result.get("training_iteration", 0))
+        if step <= entry["last_step"]:  # replayed after a resume: logged already
+            return
+        metrics = {k: v for k, v in track.numeric(result).items() if k not in SKIP}
+        track.log_metrics(self.uri, entry["run_id"], metrics, step=int(result.get("epoch", step)))
+        entry["last_step"] = step
+        entry["last"] = {self.spec.metric: result.get(self.spec.metric), "epochs": step}
+        write_state(self.path, self.state)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trial, "FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trial, "FAILED")
+
+    def _finish(self, trial, status: str):
+        entry = self.state["trials"].get(trial.trial_id)
+        if entry is None or entry.get("status"):
+            return
+        run_id = entry["run_id"]
+        c = track.client(self.uri)
+        result = trial.last_result or {}
+        epochs = int(result.get("training_iteration", 0))
+        if status == "FINISHED":
+            final = {f"final/{k}": v for k, v in track.numeric(result).items() if k not in SKIP and k != "epoch"}
+            track.log_metrics(self.uri, run_id, final, step=int(result.get("epoch", epochs)))
+            stopped = epochs < self.spec.max_t
+            c.set_tag(run_id, "zsar.stopped_early", str(stopped).lower())
+            c.set_tag(run_id, "zsar.trial_status", "stopped by ASHA" if stopped else "completed")
+        else:
+            from zsar.tune.sweep import _trial_error
+
+            error = _trial_error(trial)
+            c.set_tag(run_id, "zsar.error", error[:5000])
+            c.set_tag(run_id, "zsar.trial_status", "failed")
+            entry["error"] = error
+        c.set_terminated(run_id, status=status)
+        entry["status"] = status
+        entry["epochs"] = epochs
+        write_state(self.path, self.state)
+
+    def on_experiment_end(self, trials, **info):
+        parent = self.state.get("parent")
+        if not parent:
+            return
+        c = track.client(self.uri)
+        spec = self.spec
+        done = [(tid, e) for tid, e in self.state["trials"].items() if e.get("status") == "FINISHED"
+                and _finite((e.get("last") or {}).get(spec.metric))]
+        full = [(tid, e) for tid, e in done if e.get("epochs", 0) >= spec.max_t] or done
+        sign = 1 if spec.mode == "max" else -1
+        if full:
+            tid, best = max(full, key=lambda kv: sign * kv[1]["last"][spec.metric])
+            cfg = spec.trial_config(best["params"])
+            cfg.run.name = None
+            text = cfg.to_yaml()
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "best_config.yaml").write_text(text)
+                c.log_artifact(parent, str(Path(tmp) / "best_config.yaml"))
+            track.log_metrics(self.uri, parent, {f"best/{spec.metric}": best["last"][spec.metric]}, step=0)
+            c.set_tag(parent, "zsar.best_run_id", best["run_id"])
+            c.set_tag(parent, "zsar.best_trial_id", tid)
+            self.state["best"] = {"trial_id": tid, "run_id": best["run_id"], "params": best["params"],
+                                  "value": best["last"][spec.metric], "config_yaml": text}
+        counts = {}
+        for e in self.state["trials"].values():
+            counts[e.get("status", "UNFINISHED")] = counts.get(e.get("status", "UNFINISHED"), 0) + 1
+        for status, n in counts.items():
+            c.set_tag(parent, f"zsar.trials_{status.lower()}", str(n))
+        try:
+            self._plots(parent)
+        except Exception as e:  # noqa: BLE001 - plots never fail a finished sweep
+            c.set_tag(parent, "zsar.plots_error", str(e)[:500])
+        finished_all = all(e.get("status") for e in self.state["trials"].values())
+        c.set_terminated(parent, status=("FINISHED" if done else "FAILED") if finished_all else "KILLED")
+        write_state(self.path, self.state)
+
+    # ------------------------------------------------------------ plots
+
+    def study(self):
+        """An Optuna study holding the sweep's trials (for Optuna's plots)."""
+        import optuna
+
+        spec = self.spec
+        study = optuna.create_study(direction="maximize" if spec.mode == "max" else "minimize")
+        dists = spec.optuna_space()
+        for e in sorted(self.state["trials"].values(), key=lambda e: e["index"]):
+            value = (e.get("last") or {}).get(spec.metric)
+            ok = e.get("status") == "FINISHED" and _finite(value)
+            params = {k: v for k, v in e["params"].items() if k in dists}
+            study.add_trial(optuna.trial.create_trial(
+                params=params, distributions={k: dists[k] for k in params},
+                value=float(value) if ok else None,
+                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+            ))
+        return study
+
+    def _plots(self, parent: str) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import optuna.visualization.matplotlib as ovm
+
+        study = self.study()
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        plots = {"optimization_history": ovm.plot_optimization_history}
+        if len(complete) >= 2 and len(self.spec.space) >= 1:
+            plots["param_importances"] = ovm.plot_param_importances
+            plots["parallel_coordinate"] = ovm.plot_parallel_coordinate
+        c = track.client(self.uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, fn in plots.items():
+                try:
+                    ax = fn(study)
+                except Exception as e:  # noqa: BLE001 - e.g. importances of constant parameters
+                    c.set_tag(parent, f"zsar.plot_skipped.{name}", str(e)[:300])
+                    continue
+                fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+                png = Path(tmp) / f"{name}.png"
+                fig.savefig(png, dpi=100, bbox_inches="tight")
+                plt.close(fig)
+                html = Path(tmp) / f"{name}.html"
+                html.write_text(_html(name, png.read_bytes(), study, self.spec.metric))
+                c.log_artifact(parent, str(png), artifact_path="sweep/plots")
+                c.log_artifact(parent, str(html), artifact_path="sweep/plots")
+
+
+def _html(name: str, png: bytes, study, metric: str) -> str:
+    """A page with no external resource: the plot inlined, and the trials as a table."""
+    rows = "".join(
+        f"<tr><td>{t.number}</td><td>{t.state.name}</td><td>{'' if t.value is None else f'{t.value:.4g}'}</td>"
+        f"<td>{', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in t.params.items())}</td></tr>"
+        for t in study.trials
+    )
+    data = base64.b64encode(png).decode()
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{name}</title></head><body>"
+            f"<h1>{name.replace('_', ' ')}</h1><img alt='{name}' src='data:image/png;base64,{data}'>"
+            f"<table border='1'><tr><th>trial</th><th>state</th><th>{metric}</th><th>params</th></tr>{rows}</table>"
+            "</body></html>")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _plain(config: dict) -> dict:
+    return json.loads(json.dumps(config, default=str))
+
+

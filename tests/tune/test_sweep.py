@@ -1,0 +1,206 @@
+"""Sweeps end to end on a small rendering of the demo data with the 32-pixel random CLIP: real Ray
+Tune + Optuna + ASHA, real MLflow (SQLite), real decoded videos.
+
+One 4-trial SC-CLIP sweep (module fixture) serves several checks; trial 1 is forced to NaN with a
+learning rate of 1e30. Reproduction tolerance: `zsar train --config best.yaml` with the same seed
+gives the best trial's `val_hm` within 1e-3 points (same clips, same seeded shuffle, one thread).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli
+from zsar.track.sweep_runs import read_state
+
+pytestmark = pytest.mark.integration
+TOLERANCE = 1e-3  # points of val_hm
+
+
+def _write_spec(path: Path, root: Path, name: str, **change) -> Path:
+    spec = {
+        "name": name, "method": "sc_clip", "dataset": "demo", "root": str(root), "protocol": "base2novel", "split": "s1",
+        "overrides": {"data": {"augment": False, "num_frames": 2, "decode_tasks": 1},
+                      "optim": {"epochs": 3, "batch_size": 8, "eval_batch_size": 32},
+                      "tracking": {"experiment": "sweeps-it"}},
+        "space": {"tau": {"uniform": [20.0, 80.0]}, "optim.lr": {"choice": [0.003, 0.01, 1.0e30]}},
+        "points_to_evaluate": [{"optim.lr": 1.0e30}],
+        "metric": "val_hm", "mode": "max", "num_samples": 4,
+        "asha": {"grace_period": 1, "reduction_factor": 2},
+        "resources": {"cpus": 1}, "max_concurrent": 2, "seed": 0,
+    }
+    spec.update(change)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sweep_env(tmp_path_factory, session_home):
+    tmp = tmp_path_factory.mktemp("sweep")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ZSAR_HOME", str(session_home))
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    yield tmp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def sweep(sweep_env, small_demo_root, ray_session):
+    from zsar.tune.sweep import run_sweep
+
+    spec = _write_spec(sweep_env / "spec.yaml", small_demo_root, "it-sweep")
+    result = run_sweep(spec, storage=str(sweep_env / "tune"), verbose=0)
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("sweeps-it")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    return {"result": result, "client": client, "runs": runs, "state": read_state(result.path), "spec": spec,
+            "dir": sweep_env}
+
+
+def _children(runs, parent):
+    return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+
+
+def test_sweep_has_one_parent_and_four_children_with_metrics(sweep):
+    runs, result, client = sweep["runs"], sweep["result"], sweep["client"]
+    parents = [r for r in runs if r.data.tags.get("zsar.kind") == "sweep"]
+    assert [p.info.run_id for p in parents] == [result.parent_run_id]
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sweep.seed"] == "0" and "space.tau" in parent.data.params
+    assert parent.data.tags["git_commit"] and parent.data.tags["selection"] == "val"
+    children = _children(runs, parent.info.run_id)
+    assert len(children) == 4 and len({c.data.tags["zsar.trial_id"] for c in children}) == 4
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert finished
+    for child in finished:
+        history = client.get_metric_history(child.info.run_id, "val_hm")
+        epochs = int(child.data.metrics["epoch"])
+        assert [m.step for m in history] == list(range(1, epochs + 1))  # every epoch reached MLflow (and ASHA)
+        assert {"hm", "base_top1", "novel_top1", "val_base_top1", "val_novel_top1"} <= set(child.data.metrics)
+        assert child.data.params["selection"] == "val" and child.data.tags["selection"] == "val"
+    files = {f.path for f in client.list_artifacts(parent.info.run_id)}
+    assert "best_config.yaml" in files
+    plots = {f.path for f in client.list_artifacts(parent.info.run_id, "sweep/plots")}
+    assert {"sweep/plots/optimization_history.png", "sweep/plots/optimization_history.html"} <= plots
+    assert {"sweep/plots/param_importances.png", "sweep/plots/parallel_coordinate.png"} & plots or len(finished) < 2
+    html = Path(client.download_artifacts(parent.info.run_id, "sweep/plots/optimization_history.html",
+                                          str(sweep["dir"]))).read_text()
+    assert "data:image/png;base64," in html and "http" not in html.replace("http-equiv", "")
+
+
+def test_nan_trial_fails_alone(sweep):
+    children = _children(sweep["runs"], sweep["result"].parent_run_id)
+    failed = {c.data.tags["zsar.trial_id"] for c in children if c.info.status == "FAILED"}
+    nan_trials = {c.data.tags["zsar.trial_id"] for c in children if float(c.data.params["optim.lr"]) == 1e30}
+    assert nan_trials and failed == nan_trials  # exactly the trials with lr=1e30, the sweep went on
+    for c in children:
+        if c.info.status == "FAILED":
+            assert "non-finite" in c.data.tags["zsar.error"] and "train/loss=nan" in c.data.tags["zsar.error"]
+    assert sweep["result"].trials["TERMINATED"] == 4 - len(failed)
+
+
+def test_trial0_is_the_preset(sweep):
+    state = sweep["state"]
+    first = min(state["trials"].values(), key=lambda e: e["index"])
+    assert first["params"] == {"tau": 50.0, "optim.lr": 0.003}  # the demo preset's tau and lr
+
+
+def test_best_names_the_best_child_and_its_config_reproduces(sweep, tmp_path):
+    from zsar.cli import main
+
+    runs = _children(sweep["runs"], sweep["result"].parent_run_id)
+    complete = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("zsar.stopped_early") == "false"]
+    best = max(complete, key=lambda r: r.data.metrics["val_hm"])
+    out = tmp_path / "best.yaml"
+    cli = run_cli("best", "--method", "sc_clip", "--dataset", "demo", "--out", str(out))
+    assert cli.returncode == 0, cli.stderr
+    first_row = next(line for line in cli.stdout.splitlines() if line.strip().startswith("1 "))
+    assert best.info.run_id in first_row and "val" in first_row and "val_hm" in first_row
+    assert sweep["state"]["best"]["run_id"] == best.info.run_id  # the parent's best_config.yaml is this trial's
+    config = yaml.safe_load(out.read_text())
+    assert config["seed"] == 0 and config["run"]["name"] is None and config["selection"] == "val"
+
+    assert main(["train", "--config", str(out), "--name", "reproduce", "--set", f"run.storage={tmp_path}"]) == 0
+    client = sweep["client"]
+    again = client.search_runs([best.info.experiment_id], "tags.mlflow.runName = 'reproduce'")[0]
+    assert again.data.tags["selection"] == "val"
+    assert again.data.metrics["val_hm"] == pytest.approx(best.data.metrics["val_hm"], abs=TOLERANCE)
+    assert again.data.metrics["hm"] == pytest.approx(best.data.metrics["hm"], abs=TOLERANCE)
+
+
+def test_misspelt_parameter_fails_before_launch(sweep_env, small_demo_root, capsys):
+    from zsar.cli import main
+
+    spec = _write_spec(sweep_env / "typo.yaml", small_demo_root, "it-typo",
+                       space={"tua": {"uniform": [20.0, 80.0]}})
+    assert main(["sweep", str(spec), "--storage", str(sweep_env / "tune-typo")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown parameter 'tua'" in err[0] and "did you mean 'tau'" in err[0]
+    assert not (sweep_env / "tune-typo").exists()  # nothing launched
+
+
+def test_interrupted_sweep_resumes_without_rerunning_or_duplicates(sweep_env, small_demo_root):
+    spec = _write_spec(sweep_env / "resume.yaml", small_demo_root, "it-resume", max_concurrent=1,
+                       space={"tau": {"uniform": [20.0, 80.0]}}, points_to_evaluate=[],
+                       overrides={"data": {"augment": False, "num_frames": 2, "decode_tasks": 1},
+                                  "optim": {"epochs": 2, "batch_size": 8}, "tracking": {"experiment": "sweeps-resume"}},
+                       asha={"grace_period": 2, "reduction_factor": 2})
+    storage = sweep_env / "tune-resume"
+    path = storage / "it-resume"
+    exe = str(Path(sys.executable).with_name("zsar"))
+    proc = subprocess.Popen([exe, "sweep", str(spec), "--storage", str(storage)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        done = [e for e in read_state(str(path)).get("trials", {}).values() if e.get("status") == "FINISHED"]
+        if len(done) >= 2 or proc.poll() is not None:
+            break
+        time.sleep(1)
+    assert proc.poll() is None, f"the sweep ended before it was interrupted:\n{proc.stdout.read()[-3000:]}"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=180)
+    before = read_state(str(path))["trials"]
+    finished_before = {tid for tid, e in before.items() if e.get("status") == "FINISHED"}
+    assert 2 <= len(finished_before) < 4
+
+    again = run_cli("sweep", str(spec), "--storage", str(storage), "--resume", timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = read_state(str(path))
+    assert set(after["trials"]) >= set(before)
+    for tid in finished_before:  # not started again, same MLflow run
+        assert after["trials"][tid]["starts"] == 1 and after["trials"][tid]["run_id"] == before[tid]["run_id"]
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("sweeps-resume")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("zsar.kind") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = _children(runs, parents[0].info.run_id)
+    assert len(children) == 4 and len({c.data.tags["zsar.trial_id"] for c in children}) == 4
+    assert all(c.info.status == "FINISHED" for c in children)
+    for c in children:  # no epoch logged twice
+        steps = [m.step for m in client.get_metric_history(c.info.run_id, "epoch")]
+        assert len(steps) == len(set(steps))
+    json.dumps(after)
+
+
+@pytest.mark.parametrize("resources, message", [({"cpus": 64}, "needs 64 CPU"), ({"cpus": 1, "gpus": 0.5}, "0.5 GPU"),
+                                                ({"cpus": 2, "workers": 4}, "needs 4 workers")])
+def test_resources_no_node_can_hold_fail_before_launch(sweep_env, small_demo_root, ray_session, resources, message):
+    from zsar.errors import ConfigError
+    from zsar.tune.sweep import run_sweep
+
+    spec = _write_spec(sweep_env / "big.yaml", small_demo_root, "it-big", resources=resources)
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(spec, storage=str(sweep_env / "tune-big"), verbose=0)
+    assert not (sweep_env / "tune-big").exists()
