@@ -133,7 +133,8 @@ class PreparedCache:
         """path and error of every failed row of an entry (read without the clips)."""
         import pyarrow.dataset as pads
 
-        table = pads.dataset(self.path(key), filesystem=self.fs, format="parquet").to_table(columns=["path", "ok", "error"])
+        shards = [f"{self.path(key)}/{name}" for name in (features.read_manifest(self.path(key), self.fs) or {}).get("files", {})]
+        table = pads.dataset(shards, filesystem=self.fs, format="parquet").to_table(columns=["path", "ok", "error"])
         return [{"path": p, "error": e} for p, ok, e in zip(*(table.column(c).to_pylist() for c in ("path", "ok", "error")))
                 if not ok]
 
