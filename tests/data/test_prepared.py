@@ -104,3 +104,50 @@ def test_training_entries_hold_k_clips_and_yield_one_of_them(tmp_path, ray_sessi
     for i, row in back.items():
         assert row["video"].shape == (1, 4, 16, 16, 3)
         assert any(np.array_equal(row["video"], c) for c in stored[index.index(i)])
+
+
+def test_zsar_prepare_then_a_run_reads_the_clips_and_not_after_a_setting_changes(tmp_path, zsar_home, ray_session, capsys):
+    import shutil
+
+    from zsar.cli import main
+    from zsar.config import resolve
+    from zsar.train import runner
+
+    for cls, p in (("wrestling", REAL_CLIPS[1]), ("sports", REAL_CLIPS[2])):
+        (tmp_path / "tree" / cls).mkdir(parents=True)
+        shutil.copy(p, tmp_path / "tree" / cls / p.name)
+    cache = tmp_path / "clips"
+    args = ["--dataset", "folder", "--root", f"file://{tmp_path / 'tree'}", "--protocol", "full",
+            "--set", "data.num_frames=2", "data.size=16", "backbone.name=zsar-tiny", "backbone.pretrained=null",
+            "data.feature_cache=false", f"data.prepared_cache=file://{cache}"]
+    assert main(["prepare", *args]) == 0
+    out = capsys.readouterr().out
+    assert "2 videos" in out and "folder/full/all/eval/test" in out
+
+    cfg = resolve(overrides={"root": f"file://{tmp_path / 'tree'}", "data": {"num_frames": 2, "size": 16,
+                  "feature_cache": False, "prepared_cache": f"file://{cache}"},
+                  "backbone": {"name": "zsar-tiny", "pretrained": None}, "split": "all"},
+                  dataset="folder", protocol="full")
+    plan = runner.build_plan(cfg, "all")
+    datasets, _ = runner._datasets(cfg, plan)
+    assert "prepared clips" in capsys.readouterr().err
+    got = rows(datasets["eval/test"])
+    assert len(got) == 2 and all(r["ok"] for r in got.values()) and got[0]["video"].shape[-4:] == (2, 16, 16, 3)
+
+    changed = cfg.__class__(**{**cfg.__dict__, "data": dataclasses.replace(cfg.data, num_frames=3)})
+    runner._datasets(changed, plan)
+    assert "exist with other settings, not used" in capsys.readouterr().err
+
+
+def test_cache_ls_and_rm_cover_prepared_clips(zsar_home, ray_session, capsys):
+    from zsar.cli import main
+    from zsar.data.prepared import default_root
+
+    cache = PreparedCache(default_root())
+    cache.remove(None)
+    key = _prepare(cache, manifest(REAL_CLIPS[2:3]), EVAL)["key"]
+    assert main(["cache", "ls"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(key))
+    assert line.split()[1] == "clips" and "test clips" in line
+    assert main(["cache", "rm", key[:8]]) == 0
+    assert f"removed {key}" in capsys.readouterr().out and cache.entries() == []
