@@ -65,20 +65,6 @@ def opener(path: str):
     return open_input if is_uri(path) else None
 
 
-def exists(uri: str) -> bool:
-    import pyarrow.fs as pafs
-
-    fs, path = resolve(uri)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
-
-
-def is_dir(uri: str) -> bool:
-    import pyarrow.fs as pafs
-
-    fs, path = resolve(uri)
-    return fs.get_file_info(path).type == pafs.FileType.Directory
-
-
 def list_files(uri: str, extensions: tuple[str, ...] | None = None) -> list[str]:
     """Every file below `uri` (recursively), as URIs in the same scheme, sorted; only those whose
     name ends in one of `extensions` (case-insensitive) when given."""
@@ -96,9 +82,3 @@ def list_files(uri: str, extensions: tuple[str, ...] | None = None) -> list[str]
             continue
         out.append(uri_of(uri, f.path))
     return sorted(out)
-
-
-def read_text(uri: str) -> str:
-    fs, path = resolve(uri)
-    with fs.open_input_stream(path) as f:
-        return f.read().decode("utf-8")

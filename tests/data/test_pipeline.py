@@ -1,6 +1,5 @@
 """The Ray Data decode path on the real clips: right frames, bad files skipped with reasons."""
 
-import dataclasses
 
 import numpy as np
 import pyarrow as pa
