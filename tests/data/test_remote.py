@@ -54,3 +54,11 @@ def test_a_clip_decodes_from_a_file_object_opened_on_the_filesystem(tree):
     clip, short = load_clip(uri, spec, open_fn=open_fn)
     assert opened and all(u == uri for u in opened)
     assert np.array_equal(clip, load_clip(str(REAL_CLIPS[1]), spec)[0]) and not short
+
+
+def test_data_check_probes_files_behind_uris(tree):
+    from zsar.data.check import probe
+
+    (tree / "sports" / "text.mp4").write_text("not a video\n" * 50)
+    assert probe(f"file://{tree}/wrestling/{REAL_CLIPS[1].name}") is None
+    assert probe(f"file://{tree}/sports/text.mp4")
