@@ -79,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a run to plot per-class accuracy, confusion and t-SNE for (repeatable; default: the newest that logged them)")
     p.add_argument("--tsne-videos", type=int, default=64, help="videos embedded for the t-SNE (0: no t-SNE)")
 
-    p = sub.add_parser("cache", help="list or remove frozen-feature cache entries (ZSAR_HOME/cache/features)")
+    p = sub.add_parser("prepare", help="decode and sample a dataset's clips once into the prepared-clip cache (Parquet)")
+    _add_run_args(p)
+    p.add_argument("--cache", help="cache folder or URI (default data.prepared_cache, else ZSAR_HOME/cache/clips)")
+    p.add_argument("--rebuild", action="store_true", help="write the entries again even when they exist")
+
+    p = sub.add_parser("cache", help="list or remove cache entries: frozen features (ZSAR_HOME/cache/features) and prepared clips (ZSAR_HOME/cache/clips)")
     ksub = p.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
     ksub.add_parser("ls", help="key, what, rows, size, age and hits of every entry")
     rm = ksub.add_parser("rm", help="remove one entry by key (a unique prefix is enough), or --all")
@@ -267,6 +272,21 @@ def _feature_cache():
     return FeatureCache(cache_dir("features"))
 
 
+def _caches():
+    from zsar.data.prepared import PreparedCache, default_root
+
+    return {"features": _feature_cache(), "clips": PreparedCache(default_root())}
+
+
+def cmd_prepare(args):
+    from zsar.data.prepared import prepare
+
+    cfg = _resolve(args)
+    done = prepare(cfg, cache_root=args.cache, rebuild=args.rebuild, log=lambda m: print(m, file=sys.stderr))
+    for d in done:
+        print(f"{d['key']}  {d['rows']:>6} videos  {len(d['failures']):>4} failed  {d['part']}")
+
+
 def _age(seconds: float | None) -> str:
     import time
 
@@ -280,16 +300,29 @@ def _age(seconds: float | None) -> str:
 
 
 def cmd_cache_ls(args):
-    cache = _feature_cache()
-    entries = cache.entries()
-    print(f"{'key':<24}  {'rows':>6}  {'size':>9}  {'age':>5}  {'hits':>4}  what")
-    for e in entries:
-        print(f"{e['key']:<24}  {e['rows']:>6}  {e['bytes'] / 2**20:>7.1f}MB  {_age(e['created']):>5}  {e['hits']:>4}  {e['what']}")
-    print(f"{len(entries)} entries in {cache.root}", file=sys.stderr)
+    caches = _caches()
+    print(f"{'key':<24}  {'kind':<8}  {'rows':>6}  {'size':>9}  {'age':>5}  {'hits':>4}  what")
+    total = 0
+    for kind, cache in caches.items():
+        for e in cache.entries():
+            total += 1
+            print(f"{e['key']:<24}  {kind:<8}  {e['rows']:>6}  {e['bytes'] / 2**20:>7.1f}MB  {_age(e['created']):>5}  "
+                  f"{e['hits']:>4}  {e['what']}")
+    print(f"{total} entries in {', '.join(str(c.root) for c in caches.values())}", file=sys.stderr)
 
 
 def cmd_cache_rm(args):
-    removed = _feature_cache().remove(None if args.all else args.key)
+    from zsar.errors import ConfigError
+
+    caches = _caches()
+    if args.all:
+        removed = [k for c in caches.values() for k in c.remove(None)]
+    else:
+        holders = [c for c in caches.values() if any(e["key"].startswith(args.key) for e in c.entries())]
+        if len(holders) != 1:
+            found = "no entry" if not holders else "entries of both kinds"
+            raise ConfigError(f"cache key '{args.key}': {found} matches it (zsar cache ls lists the keys)")
+        removed = holders[0].remove(args.key)
     for key in removed:
         print(f"removed {key}")
     if not removed:
@@ -369,6 +402,7 @@ COMMANDS = {
     ("train",): cmd_train,
     ("eval",): cmd_eval,
     ("report",): cmd_report,
+    ("prepare",): cmd_prepare,
     ("cache", "ls"): cmd_cache_ls,
     ("cache", "rm"): cmd_cache_rm,
     ("sweep",): cmd_sweep,

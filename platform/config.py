@@ -58,6 +58,9 @@ class DataConfig:
     decoder_threads: int = F(1, ge=0, help="PyAV decoder threads per video (0: FFmpeg's choice)")
     feature_cache: bool = F(True, help="feed a method's frozen inputs from the feature cache (ZSAR_HOME/cache/features) for clips that are the same every epoch")
     feature_actors: int = F(1, ge=1, help="actors (each with the frozen encoder; one GPU each on GPU runs) that fill the feature cache")
+    use_prepared: bool = F(True, help="read clips from the prepared-clip cache (zsar prepare) when an entry with exactly these settings exists")
+    prepared_clips: int = F(4, ge=1, help="random training clips stored per video by zsar prepare (one is picked per epoch)")
+    prepared_cache: Optional[str] = F(None, help="prepared-clip cache folder or URI; default ZSAR_HOME/cache/clips")
     skeleton: SkeletonDataConfig = F(factory=SkeletonDataConfig, help="skeleton datasets only")
 
 

@@ -27,8 +27,10 @@ def probe(path: str, frames: int = 3) -> str | None:
     seek there), else why not."""
     import av
 
+    from zsar.data import remote
+
     try:
-        with av.open(path, mode="r", timeout=30) as container:
+        with av.open(remote.open_input(path) if remote.is_uri(path) else path, mode="r", timeout=30) as container:
             if not container.streams.video:
                 return "no video stream"
             stream = container.streams.video[0]

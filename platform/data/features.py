@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 import uuid
@@ -63,31 +62,50 @@ def feature_key(encoder_identity: str, frozen, manifest: pa.Table, spec: dict) -
     return h.hexdigest()[:24]
 
 
-def _sha256(path: Path) -> str:
+def _local(fs):
+    import pyarrow.fs as pafs
+
+    return fs or pafs.LocalFileSystem()
+
+
+def _sha256(path, fs=None) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with _local(fs).open_input_stream(str(path)) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def check_entry(path: Path, expected_rows: int | None = None) -> str | None:
-    """None when `path` is a complete cache entry; else what is wrong with it."""
+def read_manifest(path, fs=None) -> dict | None:
+    """An entry's manifest.json, or None when there is no readable one."""
+    try:
+        with _local(fs).open_input_stream(f"{path}/{MANIFEST}") as f:
+            return json.loads(f.read().decode())
+    except (OSError, ValueError):
+        return None
+
+
+def check_entry(path, expected_rows: int | None = None, fs=None, checksums: bool = True) -> str | None:
+    """None when `path` (on `fs`, local by default) is a complete cache entry; else what is wrong
+    with it. checksums=False checks sizes and row counts only (entries of decoded clips are large)."""
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError):
+    fs = _local(fs)
+    manifest = read_manifest(path, fs)
+    if manifest is None:
         return "no readable manifest"
     total = 0
     for name, meta in manifest["files"].items():
-        f = path / name
-        if not f.is_file():
+        f = f"{path}/{name}"
+        info = fs.get_file_info(f)
+        if info.type != pafs.FileType.File:
             return f"shard {name} is missing"
-        if f.stat().st_size != meta["bytes"] or _sha256(f) != meta["sha256"]:
+        if info.size != meta["bytes"] or (checksums and _sha256(f, fs) != meta["sha256"]):
             return f"shard {name} does not match its checksum"
         try:
-            rows = pq.ParquetFile(f).metadata.num_rows
+            with fs.open_input_file(f) as handle:
+                rows = pq.ParquetFile(handle).metadata.num_rows
         except Exception as e:  # a damaged footer
             return f"shard {name} is unreadable ({type(e).__name__})"
         if rows != meta["rows"]:
@@ -98,33 +116,45 @@ def check_entry(path: Path, expected_rows: int | None = None) -> str | None:
     return None
 
 
-def _publish(tmp: Path, final: Path, key: str, what: str) -> None:
+def publish(tmp, final, key: str, what: str, fs=None, **extra) -> None:
+    """Write the manifest (rows, sizes, checksums of every shard, and `extra`) into `tmp`, then
+    rename `tmp` to `final`: readers see nothing or the whole entry."""
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
+    fs = _local(fs)
     files = {}
-    for f in sorted(tmp.glob("*.parquet")):
-        files[f.name] = {"rows": pq.ParquetFile(f).metadata.num_rows, "bytes": f.stat().st_size, "sha256": _sha256(f)}
+    shards = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(str(tmp)))
+                    if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+    for f in shards:
+        with fs.open_input_file(f) as handle:
+            rows = pq.ParquetFile(handle).metadata.num_rows
+        files[f.rsplit("/", 1)[-1]] = {"rows": rows, "bytes": fs.get_file_info(f).size, "sha256": _sha256(f, fs)}
     rows = sum(m["rows"] for m in files.values())
-    (tmp / MANIFEST).write_text(json.dumps({"key": key, "what": what, "rows": rows, "created": time.time(),
-                                            "files": files}, indent=1))
+    with fs.open_output_stream(f"{tmp}/{MANIFEST}") as out:
+        out.write(json.dumps({"key": key, "what": what, "rows": rows, "created": time.time(),
+                              "files": files, **extra}, indent=1, default=str).encode())
     try:
-        os.rename(tmp, final)  # one step: readers see nothing or the whole entry
+        fs.move(str(tmp), str(final))
     except OSError:  # another run published the same key first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+        fs.delete_dir(str(tmp))
 
 
-def _count_hit(path: Path) -> None:
-    stats = entry_stats(path)
+def _count_hit(path, fs=None) -> None:
+    fs = _local(fs)
+    stats = entry_stats(path, fs)
     stats["hits"] = stats.get("hits", 0) + 1
     stats["last_used"] = time.time()
-    tmp = path / f".{STATS}.{uuid.uuid4().hex}"
-    tmp.write_text(json.dumps(stats))
-    os.replace(tmp, path / STATS)
+    tmp = f"{path}/.{STATS}.{uuid.uuid4().hex}"
+    with fs.open_output_stream(tmp) as out:
+        out.write(json.dumps(stats).encode())
+    fs.move(tmp, f"{path}/{STATS}")
 
 
-def entry_stats(path: Path) -> dict:
+def entry_stats(path, fs=None) -> dict:
     try:
-        return json.loads((Path(path) / STATS).read_text())
+        with _local(fs).open_input_stream(f"{path}/{STATS}") as f:
+            return json.loads(f.read().decode())
     except (OSError, ValueError):
         return {}
 
@@ -193,7 +223,7 @@ class FeatureCache:
             tmp = self.root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
             try:
                 encoded = build(tmp)
-                _publish(tmp, final, key, what)
+                publish(tmp, final, key, what)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             problem = check_entry(final, expected_rows)

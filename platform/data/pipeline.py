@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pyarrow as pa
 
+from zsar.data.remote import opener
 from zsar.data.video import ClipSpec, load_clip
 
 
@@ -31,25 +32,34 @@ def clip_spec(data_cfg, size: int, train: bool) -> ClipSpec:
     )
 
 
-def decode_batch(batch: dict, spec: dict, seed: int | None = None) -> dict:
-    """Ray Data UDF: decode every row's video; never raises for a bad file."""
-    spec = ClipSpec(**spec)
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a file failed (the failures table and `zsar data check` show it)."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {first}"[:300]
+
+
+def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed: int | None = None) -> dict:
+    """The never-raise part of every decode UDF: `load(i, rng) -> (array, short)` for each row i
+    of `batch`; a row whose load raises keeps its place with ok=False, zeros and the reason in
+    `error`, so one bad file never costs the good files of its batch or block.
+
+    The random generator of row i is seeded by (seed, index) when `seed` is given (fixed views),
+    and fresh otherwise (training clips drawn anew every epoch).
+    """
     n = len(batch["path"])
-    shape = (spec.num_views, spec.num_frames, spec.size, spec.size, 3)
-    video = np.zeros((n,) + shape, dtype=np.uint8)
+    out = np.zeros((n,) + tuple(shape), dtype=dtype)
     ok = np.zeros(n, dtype=bool)
     short = np.zeros(n, dtype=bool)
-    errors = np.empty(n, dtype=object)
+    errors = np.full(n, "", dtype=object)
     for i in range(n):
-        # Training clips draw fresh offsets every epoch; evaluation views are fixed.
         rng = np.random.default_rng(None if seed is None else [seed, int(batch["index"][i])])
         try:
-            clip, is_short = load_clip(str(batch["path"][i]), spec, rng)
-            video[i], short[i], ok[i], errors[i] = clip, is_short, True, ""
-        except Exception as e:  # any decoder failure: keep the row, flag it
-            errors[i] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            out[i], short[i] = load(i, rng)
+            ok[i] = True
+        except Exception as e:  # any reader or decoder failure is a property of the file
+            errors[i] = failure_reason(e)
     return {
-        "video": video,
+        key: out,
         "label": np.asarray(batch["label"], dtype=np.int64),
         "index": np.asarray(batch["index"], dtype=np.int64),
         "path": np.asarray(batch["path"], dtype=object),
@@ -59,11 +69,33 @@ def decode_batch(batch: dict, spec: dict, seed: int | None = None) -> dict:
     }
 
 
+def decode_batch(batch: dict, spec: dict, seed: int | None = None) -> dict:
+    """Ray Data UDF: decode every row's video (local path or URI); never raises for a bad file."""
+    spec = ClipSpec(**spec)
+    shape = (spec.num_views, spec.num_frames, spec.size, spec.size, 3)
+
+    def load(i, rng):
+        path = str(batch["path"][i])
+        return load_clip(path, spec, rng, open_fn=opener(path))
+
+    return decode_rows(batch, "video", shape, np.uint8, load, seed)
+
+
 IN_MEMORY_LIMIT = 1 << 30  # decoded clips of deterministic sets up to 1 GiB are kept across epochs
 
 
 def clip_bytes(spec: ClipSpec) -> int:
     return spec.num_views * spec.num_frames * spec.size * spec.size * 3
+
+
+SOURCE_FRAME_BYTES = 1920 * 1080 * 3  # a decoded 1080p frame: the largest the decoder holds for a clip
+
+
+def task_memory(row_bytes: int, batch_size: int, frames_held: int = 0) -> int:
+    """Bytes one decode task reserves (Ray's `memory=`): its output batch twice (numpy + Arrow),
+    the source-resolution frames of one video, and the worker process itself (torch + PyAV + the
+    decoder's reference frames: Ray measured up to ~680 MiB for 8x224 clips from 1080p files)."""
+    return 2 * row_bytes * batch_size + frames_held * SOURCE_FRAME_BYTES + (768 << 20)
 
 
 def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool, seed: int | None = None,
@@ -86,6 +118,8 @@ def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool
     rows_per_block = max(data_cfg.decode_batch, -(-table.num_rows // 64))  # at most 64 blocks
     blocks = [table.slice(i, rows_per_block) for i in range(0, max(table.num_rows, 1), rows_per_block)]
     ds = ray.data.from_arrow(blocks)
+    row_bytes = clip_bytes(spec) if row_bytes is None else row_bytes
+    held = spec.num_frames * getattr(spec, "views", 1) if isinstance(spec, ClipSpec) else 0
     ds = ds.map_batches(
         decode,
         fn_kwargs={"spec": dataclasses.asdict(spec), "seed": None if train else seed},
@@ -93,9 +127,9 @@ def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool
         batch_format="numpy",
         compute=ray.data.TaskPoolStrategy(size=data_cfg.decode_tasks),
         num_cpus=1,
+        memory=task_memory(row_bytes, data_cfg.decode_batch, held),
         zero_copy_batch=True,
     )
-    row_bytes = clip_bytes(spec) if row_bytes is None else row_bytes
     if not spec.train and manifest.num_rows * row_bytes <= IN_MEMORY_LIMIT:
         ds = ds.materialize()
     return ds.randomize_block_order(seed=seed) if train else ds  # seeded: a config trains the same way again

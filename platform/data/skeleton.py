@@ -203,30 +203,18 @@ def load_skeleton(path: str, spec: SkeletonSpec, rng: np.random.Generator | None
 
 def decode_skeleton_batch(batch: dict, spec: dict, seed: int | None = None) -> dict:
     """Ray Data UDF: decode every row's skeleton file; never raises for a bad file."""
+    from zsar.data.pipeline import decode_rows
+
     spec = SkeletonSpec(**spec)
     n = len(batch["path"])
-    out = np.zeros((n, spec.num_views, spec.num_frames, spec.bodies, NUM_JOINTS, 3), dtype=np.float32)
-    ok = np.zeros(n, dtype=bool)
-    short = np.zeros(n, dtype=bool)
-    errors = np.empty(n, dtype=object)
     starts = batch.get("start", np.zeros(n, dtype=np.int64))
     ends = batch.get("end", np.full(n, -1, dtype=np.int64))
-    for i in range(n):
-        rng = np.random.default_rng(None if seed is None else [seed, int(batch["index"][i])])
-        try:
-            out[i], short[i] = load_skeleton(str(batch["path"][i]), spec, rng, int(starts[i]), int(ends[i]))
-            ok[i], errors[i] = True, ""
-        except Exception as e:  # any reader failure: keep the row, flag it
-            errors[i] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-    return {
-        "skeleton": out,
-        "label": np.asarray(batch["label"], dtype=np.int64),
-        "index": np.asarray(batch["index"], dtype=np.int64),
-        "path": np.asarray(batch["path"], dtype=object),
-        "ok": ok,
-        "short": short,
-        "error": errors,
-    }
+    shape = (spec.num_views, spec.num_frames, spec.bodies, NUM_JOINTS, 3)
+
+    def load(i, rng):
+        return load_skeleton(str(batch["path"][i]), spec, rng, int(starts[i]), int(ends[i]))
+
+    return decode_rows(batch, "skeleton", shape, np.float32, load, seed)
 
 
 def skeleton_dataset(manifest, spec: SkeletonSpec, data_cfg, *, train: bool, seed: int | None = None):

@@ -4,11 +4,19 @@ Samplers return frame indices. `segment` (TSN / ViFi-CLIP) splits the video into
 and takes one frame from each; `dense` (FROSTER / SC-CLIP, 8x16) takes T frames at a fixed stride.
 Training draws random offsets; evaluation uses fixed, evenly spread temporal views.
 Normalisation happens later, on tensors, so decoded clips stay uint8.
+
+Reading frames (`ClipSpec.decode`): `seek` jumps to the keyframe before each run of wanted frames
+and stops after the last one, naming frames by their timestamps; when timestamps do not behave
+(missing, not one frame apart, a seek that lands past the wanted frame) the file is read
+`sequential`ly instead: from the start, counting frames, stopping after the last wanted one. `all`
+decodes every frame (only to measure what seeking saves).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -30,6 +38,7 @@ class ClipSpec:
     flip: bool = False  # random horizontal flips (train only)
     crop_scale: tuple = (0.5, 1.0)  # area range of random-resized crops (train only)
     decoder_threads: int = 1
+    decode: str = "seek"  # "seek" | "sequential" | "all" (how frames are read; the output is the same)
 
     @property
     def resize_to(self) -> int:
@@ -78,8 +87,29 @@ def count_frames(container) -> int:
     return count
 
 
-def decode_frames(container, indices: np.ndarray) -> tuple[np.ndarray, int]:
-    """Decode from the start and stop after the last wanted frame.
+# Fields that change how frames are read but not which frames come out (left out of cache keys).
+READ_ONLY_FIELDS = ("decoder_threads", "decode")
+
+
+def spec_key(spec) -> dict:
+    """The settings that decide a clip's pixels: what caches are keyed by."""
+    return {k: v for k, v in dataclasses.asdict(spec).items() if k not in READ_ONLY_FIELDS}
+
+
+class SeekError(Exception):
+    """Seeking misbehaved for this file; it is read sequentially instead."""
+
+
+def _gather(got: dict, indices: np.ndarray) -> np.ndarray:
+    if not got:
+        raise ValueError("no frames could be decoded")
+    final = got[max(got)]
+    return np.stack([got.get(int(i), final) for i in indices])
+
+
+def decode_frames(container, indices: np.ndarray, stop: bool = True) -> tuple[np.ndarray, int]:
+    """Decode from the start, counting frames, and stop after the last wanted one (or, with
+    stop=False, decode every frame).
 
     Returns [len(indices), H, W, 3] uint8 and how many frames were decoded. Indices past the end
     of a stream that is shorter than its header claimed repeat the last frame decoded.
@@ -92,12 +122,88 @@ def decode_frames(container, indices: np.ndarray) -> tuple[np.ndarray, int]:
         decoded = n + 1
         if n in wanted:
             got[n] = frame.to_ndarray(format="rgb24")
-        if n >= last:
+        if stop and n >= last:
             break
-    if not got:
+    return _gather(got, indices), decoded
+
+
+def _runs(wanted: list[int], gap: int) -> list[tuple[int, int]]:
+    """Sorted frame indices -> (first, last) of runs whose inner gaps are at most `gap` frames."""
+    runs = [[wanted[0], wanted[0]]]
+    for i in wanted[1:]:
+        if i - runs[-1][1] > gap:
+            runs.append([i, i])
+        else:
+            runs[-1][1] = i
+    return [tuple(r) for r in runs]
+
+
+def seek_frames(container, indices: np.ndarray, gap_seconds: float = 2.0, stats: dict | None = None) -> tuple[np.ndarray, int]:
+    """Like `decode_frames`, but seek to the keyframe before each run of wanted frames.
+
+    A frame's index is its timestamp relative to the first frame's, times the frame rate. Every
+    frame decoded after a seek must be exactly one frame after the previous one, and the first
+    must not be past the run's first wanted frame; anything else raises SeekError (the caller
+    then reads the file sequentially), so seeking never returns other frames than counting would.
+    `stats`, when given, counts the frames decoded and the seeks made.
+    """
+    stats = {} if stats is None else stats
+    stats.update(frames=0, seeks=0)
+    stream = container.streams.video[0]
+    if not stream.time_base or not stream.average_rate:
+        raise SeekError("no time base or frame rate")
+    per_frame = Fraction(stream.time_base) * Fraction(stream.average_rate)  # frames per pts unit
+    frames = container.decode(stream)
+    first = next(frames, None)
+    if first is None:
         raise ValueError("no frames could be decoded")
-    final = got[max(got)]
-    return np.stack([got.get(int(i), final) for i in indices]), decoded
+    if first.pts is None:
+        raise SeekError("frames have no timestamps")
+    origin = first.pts
+    stats["frames"] = 1
+    wanted = sorted(set(int(i) for i in indices))
+    wanted_set = set(wanted)
+    got: dict[int, np.ndarray] = {}
+    if wanted[0] == 0:
+        got[0] = first.to_ndarray(format="rgb24")
+    position, decoded = 1, 1  # the index the decoder yields next without seeking
+    gap = max(int(gap_seconds * float(stream.average_rate)), 1)
+    for lo, hi in _runs([i for i in wanted if i > 0] or [0], gap):
+        if lo == 0:
+            break
+        sought = lo - position > gap
+        if sought:
+            container.seek(origin + int(lo / per_frame), stream=stream, backward=True, any_frame=False)
+            frames = container.decode(stream)
+            stats["seeks"] += 1
+        previous = None if sought else position - 1
+        for frame in frames:
+            stats["frames"] += 1
+            if frame.pts is None:
+                raise SeekError("a frame has no timestamp")
+            n = int(round((frame.pts - origin) * per_frame))
+            if previous is None and n > lo:
+                raise SeekError(f"seeking to frame {lo} landed on frame {n}")
+            if previous is not None and n != previous + 1:
+                raise SeekError(f"frame {n} follows frame {previous}")
+            previous, decoded = n, max(decoded, n + 1)
+            if n in got or n < lo:
+                continue
+            if n in wanted_set:
+                got[n] = frame.to_ndarray(format="rgb24")
+            if n >= hi:
+                break
+        position = (previous or 0) + 1
+    return _gather(got, indices), decoded
+
+
+def read_frames(container, indices: np.ndarray, mode: str = "seek") -> tuple[np.ndarray, int]:
+    """The frames at `indices` by `mode` (see the module docstring); SeekError propagates."""
+    if mode == "seek":
+        return seek_frames(container, indices)
+    if mode in ("sequential", "all"):
+        return decode_frames(container, indices, stop=mode == "sequential")
+    raise ValueError(f"unknown decode mode {mode!r}")
 
 
 def resize_short(frames: torch.Tensor, short: int) -> torch.Tensor:
@@ -153,10 +259,31 @@ def make_views(frames_per_view: list[np.ndarray], spec: ClipSpec, rng: np.random
     return torch.stack(out).permute(0, 1, 3, 4, 2).contiguous().numpy()
 
 
-def _open(path, open_fn):
+def _open(path, open_fn, threads: int):
     import av
 
-    return av.open(open_fn(path) if open_fn else path, mode="r", timeout=30)
+    container = av.open(open_fn(path) if open_fn else path, mode="r", timeout=30)
+    if not container.streams.video:
+        container.close()
+        raise ValueError("no video stream")
+    container.streams.video[0].codec_context.thread_count = threads
+    return container
+
+
+def _read(container, reopen, spec: ClipSpec, indices: np.ndarray) -> tuple[np.ndarray, int]:
+    """Frames at `indices` from the open `container` the way the spec says; when seeking
+    misbehaves for this file, read it again (`reopen()`) sequentially (a file that does not
+    decode fails there too)."""
+    import av
+
+    if spec.decode != "seek":
+        return read_frames(container, indices, spec.decode)
+    try:
+        return seek_frames(container, indices)
+    except (SeekError, av.error.FFmpegError):
+        pass
+    with reopen() as again:
+        return decode_frames(again, indices)
 
 
 def load_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None, open_fn=None) -> tuple[np.ndarray, bool]:
@@ -166,23 +293,22 @@ def load_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None,
     were repeated). `open_fn(path)` may return a file object (remote roots).
     """
     num_views = 1 if spec.train else spec.views
-    with _open(path, open_fn) as container:
-        if not container.streams.video:
-            raise ValueError("no video stream")
-        stream = container.streams.video[0]
-        stream.codec_context.thread_count = spec.decoder_threads
+
+    def reopen():
+        return _open(path, open_fn, spec.decoder_threads)
+
+    with reopen() as container:
         total = count_frames(container)
         if total <= 0:
             raise ValueError("the video has no frames")
         views = [sample_indices(total, spec, v, rng) for v in range(num_views)]
-        frames, decoded = decode_frames(container, np.concatenate(views))
+        frames, decoded = _read(container, reopen, spec, np.concatenate(views))
     if decoded < total and decoded <= int(np.concatenate(views).max()):
         # The header over-counted the frames: sample again within the frames that exist.
         total = decoded
         views = [sample_indices(total, spec, v, rng) for v in range(num_views)]
-        with _open(path, open_fn) as container:
-            container.streams.video[0].codec_context.thread_count = spec.decoder_threads
-            frames, _ = decode_frames(container, np.concatenate(views))
+        with reopen() as container:
+            frames, _ = _read(container, reopen, spec, np.concatenate(views))
     t = spec.num_frames
     span = t if spec.sampler == "segment" else (t - 1) * spec.stride + 1
     per_view = [frames[i * t : (i + 1) * t] for i in range(num_views)]

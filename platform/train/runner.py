@@ -280,23 +280,40 @@ def _clip_spec(cfg: ExperimentConfig, train: bool):
     return clip_spec(cfg.data, cfg.data.size or _backbone_size(cfg), train)
 
 
-def _decode(cfg: ExperimentConfig, manifest, spec, train: bool, seed):
-    """A Ray Dataset of decoded inputs for `manifest`, for the dataset's modality."""
+def _decode(cfg: ExperimentConfig, manifest, spec, train: bool, seed, part: str | None = None):
+    """A Ray Dataset of decoded inputs for `manifest`, for the dataset's modality (video: from
+    the prepared-clip cache when it holds these clips)."""
     if DATASETS.get(cfg.dataset).modality == "skeleton":
         from zsar.data.skeleton import skeleton_dataset
 
         return skeleton_dataset(manifest, spec, cfg.data, train=train, seed=seed)
     from zsar.data.pipeline import decoded_dataset
 
-    return decoded_dataset(manifest, spec, cfg.data, train=train, seed=seed)
+    prepared = _prepared(cfg, manifest, spec, train, part)
+    return prepared if prepared is not None else decoded_dataset(manifest, spec, cfg.data, train=train, seed=seed)
+
+
+def _prepared(cfg: ExperimentConfig, manifest, spec, train: bool, part: str | None):
+    if not cfg.data.use_prepared:
+        return None
+    from zsar.data import prepared
+
+    cache = prepared.PreparedCache(cfg.data.prepared_cache or prepared.default_root())
+    return prepared.prepared_dataset(cache, manifest, spec, train=train, clips=cfg.data.prepared_clips, seed=cfg.seed,
+                                     part=part and f"{cfg.dataset}/{cfg.protocol}/{cfg.split}/{part}", log=log)
+
+
+def decode_parts(cfg: ExperimentConfig, plan: Plan) -> list[tuple[str, object, bool]]:
+    """(name, manifest, train) of every manifest part a run decodes: "train", "eval/<part>"."""
+    parts = []
+    if plan.train is not None and METHODS.get(cfg.method).trains and cfg.optim.epochs > 0:
+        parts.append(("train", plan.train.manifest, True))
+    return parts + [(f"eval/{_safe(p.name)}", p.manifest, False) for p in plan.evals]
 
 
 def _datasets(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
     """Ray Datasets by name ("train", "eval/<part>"), and what the feature cache did for each."""
-    parts = []
-    if plan.train is not None and METHODS.get(cfg.method).trains and cfg.optim.epochs > 0:
-        parts.append(("train", plan.train.manifest, True))
-    parts += [(f"eval/{_safe(p.name)}", p.manifest, False) for p in plan.evals]
+    parts = decode_parts(cfg, plan)
     method_cls = METHODS.get(cfg.method)
     frozen = method_cls.frozen_inputs(cfg.method_config()) if cfg.data.feature_cache else ()
     out, uses = {}, []
@@ -315,7 +332,7 @@ def _datasets(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
             uses.append((name, use))
             out[name] = ds.randomize_block_order(seed=cfg.seed) if train else ds
         else:
-            out[name] = _decode(cfg, manifest, spec, train, cfg.seed if train else None)
+            out[name] = _decode(cfg, manifest, spec, train, cfg.seed if train else None, part=name)
     return out, uses
 
 
@@ -325,14 +342,13 @@ def _cached_features(cfg: ExperimentConfig, part: str, manifest, spec, frozen, i
 
     from zsar.data import features
 
-    spec_key = {k: v for k, v in dataclasses.asdict(spec).items() if k != "decoder_threads"}
-    key = features.feature_key(identity, frozen, manifest, spec_key)
+    key = features.feature_key(identity, frozen, manifest, _spec_key(spec))
     what = (f"{', '.join(f.name for f in frozen)} of {cfg.backbone.name} for {cfg.method}: {cfg.dataset} "
             f"{cfg.protocol}/{cfg.split} {part}, {manifest.num_rows} videos")
     gpu = cfg.resources.gpu and ray.cluster_resources().get("GPU", 0) >= 1
 
     def build(tmp) -> int:
-        decoded = _decode(cfg, manifest, spec, False, None)
+        decoded = _decode(cfg, manifest, spec, False, None, part=part)
         encoded = decoded.map_batches(
             features.FeatureProducer,
             fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "names": [f.name for f in frozen],
@@ -347,6 +363,13 @@ def _cached_features(cfg: ExperimentConfig, part: str, manifest, spec, frozen, i
         return manifest.num_rows
 
     return features.FeatureCache(cache_dir("features")).dataset(key, manifest.num_rows, build, what, log=log)
+
+
+def _spec_key(spec) -> dict:
+    """The settings that decide a part's pixels (how frames are read is left out)."""
+    from zsar.data.video import READ_ONLY_FIELDS
+
+    return {k: v for k, v in dataclasses.asdict(spec).items() if k not in READ_ONLY_FIELDS}
 
 
 def _backbone_size(cfg: ExperimentConfig) -> int:

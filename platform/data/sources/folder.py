@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from zsar.data import remote
 from zsar.data.dataset import VIDEO_EXTENSIONS, Dataset, Part, Plan, make_manifest
 from zsar.errors import DataError
 from zsar.models.text import LabelSet
@@ -31,12 +32,33 @@ class FolderDataset(Dataset):
 
     def __init__(self, root: str | None = None):
         super().__init__(root)
+        if remote.is_uri(root):  # s3://, gs://, file://: listed through pyarrow filesystems
+            self.rows = self._scan_uri(str(root))
+            if not self.rows:
+                raise DataError(f"no videos found under {root} (expected <class>/<video> folders)")
+            return
         path = Path(root)
         if not path.exists():
             raise DataError(f"dataset root not found: {root}")
         self.rows = self._scan(path)
         if not self.rows:
             raise DataError(f"no videos found under {root} (expected <class>/<video> folders or a CSV path,label)")
+
+    @staticmethod
+    def _scan_uri(root: str) -> list[tuple[str, str, str]]:
+        """The tree layouts of `_scan` under a URI (videos keep their URIs as manifest paths)."""
+        base = root.rstrip("/") + "/"
+        rows = []
+        for uri in remote.list_files(root, VIDEO_EXTENSIONS):
+            parts = uri[len(base):].split("/")
+            if len(parts) < 2:
+                continue
+            top = parts[0].lower()
+            if len(parts) >= 3 and top in TRAIN_NAMES | TEST_NAMES:
+                rows.append((uri, parts[1], "train" if top in TRAIN_NAMES else "test"))
+            else:
+                rows.append((uri, parts[0], "test"))
+        return rows
 
     @staticmethod
     def _scan(path: Path) -> list[tuple[str, str, str]]:

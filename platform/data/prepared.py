@@ -1,0 +1,272 @@
+"""The prepared-clip cache: decoded, sampled clips written once by `zsar prepare` and read back by
+`zsar train` / `zsar eval` (and by the feature cache's producer) instead of decoding the videos.
+
+An entry holds one manifest part: evaluation parts as their fixed views ([V*C, T, S, S, 3] uint8
+per video), training parts as K pre-sampled clips per video ([K, 1, T, S, S, 3], `data.
+prepared_clips`, drawn with `seed`); reading a training entry picks one of the K clips of every
+video at random each epoch. Shards are Parquet files with tensor columns, written to a temporary
+folder and published by one rename once their manifest (rows, sizes, checksums, and the settings
+that made them) is written: the frozen-feature cache's scheme (`zsar.data.features`). The key
+covers the manifest's rows and every setting that decides the clips' pixels, so an entry made
+with other settings (or for other files) is never read: the runner looks the key up, decodes the
+videos on a miss, and says when an entry for the same part exists with other settings. Failed
+files are stored as failed rows (ok=False, the reason in `error`) and are counted downstream
+exactly as when decoding live. The cache root may be a local folder or a URI (`zsar.data.remote`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+import uuid
+
+import numpy as np
+
+from zsar.data import features, remote
+from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset
+from zsar.data.video import ClipSpec, load_clip, spec_key
+
+FORMAT_VERSION = 1
+COLUMNS = ["video", "label", "index", "path", "ok", "short", "error"]
+
+
+def draws(spec: ClipSpec, clips: int) -> int:
+    """Clips stored per video: K for random training clips, else the one fixed set of views."""
+    return max(int(clips), 1) if spec.train else 1
+
+
+def settings(spec: ClipSpec, clips: int, seed: int | None) -> dict:
+    """Everything besides the manifest that decides an entry's pixels (kept in its manifest)."""
+    return {**spec_key(spec), "clips": draws(spec, clips), "seed": seed if spec.train else None}
+
+
+def prepared_key(manifest, spec: ClipSpec, clips: int = 1, seed: int | None = None) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"format": FORMAT_VERSION, "kind": "clips", "settings": settings(spec, clips, seed)},
+                        sort_keys=True, default=str).encode())
+    h.update(manifest_digest(manifest).encode())
+    return h.hexdigest()[:24]
+
+
+def manifest_digest(manifest) -> str:
+    h = hashlib.sha256()
+    for column in ("path", "label", "index"):
+        h.update(column.encode())
+        h.update("\x00".join(str(v) for v in manifest.column(column).to_pylist()).encode())
+    return h.hexdigest()[:16]
+
+
+def decode_prepared(batch: dict, spec: dict, seed: int | None = None, clips: int = 1, draw_seed: int | None = None) -> dict:
+    """Ray Data UDF (the contract of `pipeline.decode_batch`): a training row gets `clips` random
+    clips, drawn reproducibly from (draw_seed, index); other rows their fixed views."""
+    from zsar.data.pipeline import decode_batch
+
+    clip_spec = ClipSpec(**spec)
+    if not clip_spec.train:
+        return decode_batch(batch, spec, seed)
+    shape = (clips, 1, clip_spec.num_frames, clip_spec.size, clip_spec.size, 3)
+
+    def load(i, rng):
+        path = str(batch["path"][i])
+        made = [load_clip(path, clip_spec, rng, open_fn=remote.opener(path)) for _ in range(clips)]
+        return np.stack([m[0] for m in made]), made[0][1]
+
+    return decode_rows(batch, "video", shape, np.uint8, load, draw_seed)
+
+
+def pick_clip(batch: dict) -> dict:
+    """Ray Data UDF at read time: one of the K stored clips of each training row, at random."""
+    video = batch["video"]
+    rng = np.random.default_rng()
+    batch["video"] = video[np.arange(len(video)), rng.integers(0, video.shape[1], size=len(video))]
+    return batch
+
+
+def _differences(old: dict, new: dict) -> str:
+    keys = sorted(set(old) | set(new))
+    shown = [f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in keys if old.get(k) != new.get(k)]
+    return ", ".join(shown)
+
+
+class PreparedCache:
+    """Entries of prepared clips under `root` (a folder or a URI), one folder per key."""
+
+    def __init__(self, root: str):
+        self.root = str(root)
+        self.fs, self.base = remote.resolve(self.root)
+        self.fs.create_dir(self.base, recursive=True)
+
+    def path(self, key: str) -> str:
+        return f"{self.base.rstrip('/')}/{key}"
+
+    def problem(self, key: str, expected_rows: int | None = None) -> str | None:
+        """None when `key` is a complete entry (sizes and row counts; shards are large)."""
+        return features.check_entry(self.path(key), expected_rows, fs=self.fs, checksums=False)
+
+    def write(self, key: str, ds, what: str, **meta) -> None:
+        """Write `ds` (decoded rows) as the entry `key`, published by one rename."""
+        tmp = f"{self.base.rstrip('/')}/.tmp-{key}-{uuid.uuid4().hex[:8]}"
+        try:
+            ds.select_columns(COLUMNS).write_parquet(tmp, filesystem=self.fs)
+            features.publish(tmp, self.path(key), key, what, fs=self.fs, kind="clips", **meta)
+        finally:
+            self.fs.delete_dir_contents(tmp, missing_dir_ok=True)
+            try:
+                self.fs.delete_dir(tmp)
+            except OSError:
+                pass
+
+    def read(self, key: str, train: bool):
+        """The entry as a Ray Dataset of the decode UDF's columns (one clip per training row)."""
+        import ray.data
+
+        ds = ray.data.read_parquet(self.path(key), filesystem=self.fs, file_extensions=["parquet"])
+        ds = ds.select_columns(COLUMNS)
+        if train:
+            ds = ds.map_batches(pick_clip, batch_format="numpy").randomize_block_order()
+        features._count_hit(self.path(key), self.fs)
+        return ds
+
+    def failures(self, key: str) -> list[dict]:
+        """path and error of every failed row of an entry (read without the clips)."""
+        import pyarrow.dataset as pads
+
+        shards = [f"{self.path(key)}/{name}" for name in (features.read_manifest(self.path(key), self.fs) or {}).get("files", {})]
+        table = pads.dataset(shards, filesystem=self.fs, format="parquet").to_table(columns=["path", "ok", "error"])
+        return [{"path": p, "error": e} for p, ok, e in zip(*(table.column(c).to_pylist() for c in ("path", "ok", "error")))
+                if not ok]
+
+    def _keys(self) -> list[str]:
+        import pyarrow.fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.base, allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and not i.base_name.startswith("."))
+
+    def entries(self) -> list[dict]:
+        """key, kind, what, rows, bytes, created, hits, last_used (and part, settings) of every entry."""
+        import pyarrow.fs as pafs
+
+        out = []
+        for key in self._keys():
+            manifest = features.read_manifest(self.path(key), self.fs) or {}
+            stats = features.entry_stats(self.path(key), self.fs)
+            files = self.fs.get_file_info(pafs.FileSelector(self.path(key), recursive=True))
+            out.append({
+                "key": key, "kind": "clips", "what": manifest.get("what", "?"), "rows": manifest.get("rows", 0),
+                "bytes": sum(f.size or 0 for f in files if f.type == pafs.FileType.File),
+                "created": manifest.get("created"), "hits": stats.get("hits", 0), "last_used": stats.get("last_used"),
+                "part": manifest.get("part"), "settings": manifest.get("settings"), "manifest": manifest.get("manifest"),
+            })
+        return out
+
+    def remove(self, key: str | None = None) -> list[str]:
+        """Remove one entry (a unique key prefix), or every entry with key None; the removed keys."""
+        keys = self._keys()
+        chosen = keys if key is None else [k for k in keys if k.startswith(key)]
+        if key is not None and len(chosen) > 1:
+            from zsar.errors import ConfigError
+
+            raise ConfigError(f"cache key '{key}': {len(chosen)} entries match it (zsar cache ls lists the keys)")
+        for k in chosen:
+            self.fs.delete_dir(self.path(k))
+        return chosen
+
+    def stale(self, part: str, key: str, now: dict, digest: str) -> list[str]:
+        """Why each other entry of the same part is not the one wanted (for the log)."""
+        out = []
+        for e in self.entries():
+            if e["part"] != part or e["key"] == key:
+                continue
+            why = _differences(e["settings"] or {}, now)
+            if e["manifest"] != digest:
+                why = ", ".join(x for x in ("other videos or labels", why) if x)
+            out.append(f"{e['key']} ({why or 'an older format'})")
+        return out
+
+
+def default_root() -> str:
+    from zsar.home import cache_dir
+
+    return str(cache_dir("clips"))
+
+
+def prepared_dataset(cache: PreparedCache, manifest, spec: ClipSpec, *, train: bool, clips: int, seed: int | None,
+                     part: str | None = None, log=print):
+    """The prepared clips of `manifest` when a complete entry with exactly these settings exists,
+    else None (after saying why when an entry for the same part was made otherwise)."""
+    key = prepared_key(manifest, spec, clips, seed)
+    problem = cache.problem(key, manifest.num_rows)
+    if problem is None:
+        log(f"prepared clips {key}: {manifest.num_rows} videos{f' ({part})' if part else ''} from {cache.root}")
+        return cache.read(key, train)
+    if cache.fs.get_file_info(cache.path(key)).type.name != "NotFound":
+        log(f"prepared clips {key}{f' ({part})' if part else ''}: {problem}; not used (zsar prepare rebuilds it)")
+    elif part is not None:
+        for why in cache.stale(part, key, settings(spec, clips, seed), manifest_digest(manifest)):
+            log(f"prepared clips for {part} exist with other settings, not used: {why} (zsar prepare makes a matching entry)")
+    return None
+
+
+def prepare_part(cache: PreparedCache, manifest, spec: ClipSpec, data_cfg, *, train: bool, clips: int, seed: int | None,
+                 part: str, what: str, rebuild: bool = False, log=print) -> dict:
+    """Decode and write one part unless a complete entry exists; what was done."""
+    key = prepared_key(manifest, spec, clips, seed)
+    t0 = time.time()
+    problem = cache.problem(key, manifest.num_rows)
+    if problem is None and not rebuild:
+        return {"part": part, "key": key, "rows": manifest.num_rows, "written": False, "seconds": 0.0,
+                "failures": cache.failures(key)}
+    if cache.fs.get_file_info(cache.path(key)).type.name != "NotFound":
+        log(f"prepared clips {key}: {problem or 'rebuild asked'}; rebuilding them")
+        cache.fs.delete_dir(cache.path(key))
+    k = draws(spec, clips)
+    decode = functools.partial(decode_prepared, clips=k, draw_seed=seed)
+    ds = decoded_dataset(manifest, spec, data_cfg, train=train, seed=seed, decode=decode,
+                         row_bytes=k * clip_bytes(spec))
+    cache.write(key, ds, what, part=part, settings=settings(spec, clips, seed), manifest=manifest_digest(manifest))
+    problem = cache.problem(key, manifest.num_rows)
+    if problem:
+        raise RuntimeError(f"prepared clips {key} failed their check right after they were written: {problem}")
+    return {"part": part, "key": key, "rows": manifest.num_rows, "written": True, "seconds": time.time() - t0,
+            "failures": cache.failures(key)}
+
+
+
+
+def prepare(cfg, cache_root: str | None = None, rebuild: bool = False, log=print) -> list[dict]:
+    """`zsar prepare`: write every part a run of `cfg` decodes (its split, or each split for
+    `all`) to the prepared-clip cache; what was done for each part."""
+    import dataclasses as dc
+
+    from zsar.errors import ConfigError
+    from zsar.ray_runtime import init_ray
+    from zsar.registry import DATASETS
+    from zsar.train import runner
+
+    dataset_cls = DATASETS.get(cfg.dataset)
+    if dataset_cls.modality != "video":
+        raise ConfigError(f"zsar prepare makes video clips; '{cfg.dataset}' is a {dataset_cls.modality} dataset "
+                          "(its files are read directly)")
+    split = dataset_cls.check_protocol(cfg.protocol, cfg.split)
+    splits = dataset_cls.splits_for_all(cfg.protocol) if split == "all" else (split,)
+    cache = PreparedCache(cache_root or cfg.data.prepared_cache or default_root())
+    init_ray(cfg.resources.address)
+    done = []
+    for s in splits:
+        split_cfg = dc.replace(cfg, split=s)
+        plan = runner.restrict_to_trained_classes(split_cfg, runner.build_plan(split_cfg, s))
+        for name, manifest, train in runner.decode_parts(split_cfg, plan):
+            spec = runner._clip_spec(split_cfg, train)
+            part = f"{cfg.dataset}/{cfg.protocol}/{s}/{name}"
+            kind = f"{draws(spec, cfg.data.prepared_clips)} random clips" if spec.train else f"{spec.num_views} fixed views"
+            what = f"{part}: {manifest.num_rows} videos, {kind} of {spec.num_frames}x{spec.size}px ({spec.sampler})"
+            result = prepare_part(cache, manifest, spec, cfg.data, train=train, clips=cfg.data.prepared_clips,
+                                  seed=cfg.seed, part=part, what=what, rebuild=rebuild, log=log)
+            state = f"written in {result['seconds']:.1f}s" if result["written"] else "already prepared"
+            log(f"{part}: {result['rows']} videos, {len(result['failures'])} failed; {state} (key {result['key']})")
+            for f in result["failures"][:20]:
+                log(f"  failed {f['path']}: {f['error']}")
+            done.append(result)
+    return done

@@ -1,0 +1,65 @@
+"""The Ray Data decode path on the real clips: right frames, bad files skipped with reasons."""
+
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from zsar.config import DataConfig
+from zsar.data.pipeline import decoded_dataset, task_memory
+from zsar.data.video import ClipSpec, load_clip
+from conftest import REAL_CLIPS
+from test_video import SAMPLERS, _bad_files, all_frames, expected_clip
+
+
+def manifest(paths) -> pa.Table:
+    return pa.table({"path": [str(p) for p in paths], "label": list(range(len(paths))), "index": list(range(len(paths)))})
+
+
+def rows(ds) -> dict:
+    out = {}
+    for batch in ds.iter_batches(batch_size=4, batch_format="numpy"):
+        for i, index in enumerate(batch["index"]):
+            out[int(index)] = {k: batch[k][i] for k in batch}
+    return out
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_real_clips_decode_through_ray_data_with_the_sampler_frames(sampler, ray_session):
+    spec = SAMPLERS[sampler]
+    got = rows(decoded_dataset(manifest(REAL_CLIPS), spec, DataConfig(decode_batch=2), train=False, seed=0))
+    assert sorted(got) == list(range(len(REAL_CLIPS)))
+    for i, path in enumerate(REAL_CLIPS):
+        assert got[i]["ok"] and got[i]["error"] == ""
+        assert np.array_equal(got[i]["video"], expected_clip(all_frames(path), spec)), path.name
+
+
+def test_bad_files_are_skipped_with_reasons_and_good_clips_of_the_batch_survive(tmp_path, ray_session):
+    bad = _bad_files(tmp_path, REAL_CLIPS[0])  # truncated, zero bytes, random bytes, text .mp4, missing
+    paths = [str(REAL_CLIPS[1]), *bad, str(REAL_CLIPS[2])]
+    spec = ClipSpec(num_frames=4, size=16)
+    # One batch holds every file: a failure must not cost the good files next to it.
+    got = rows(decoded_dataset(manifest(paths), spec, DataConfig(decode_batch=len(paths)), train=False, seed=0))
+    ok = [bool(got[i]["ok"]) for i in range(len(paths))]
+    assert ok == [True] + [False] * len(bad) + [True]
+    reasons = {paths[i].rsplit("/", 1)[-1]: got[i]["error"] for i in range(1, len(bad) + 1)}
+    assert all(reasons.values()), reasons
+    assert "No such file" in reasons["missing.mp4"] or "FileNotFound" in reasons["missing.mp4"]
+    for i, p in ((0, REAL_CLIPS[1]), (len(paths) - 1, REAL_CLIPS[2])):
+        assert np.array_equal(got[i]["video"], load_clip(str(p), spec)[0])
+    assert not any(got[i]["video"].any() for i in range(1, len(bad) + 1))
+
+
+def test_a_video_shorter_than_the_clip_is_padded_and_flagged(ray_session):
+    short = next(p for p in REAL_CLIPS if p.name.startswith("ntu"))  # 103 frames < the 8x32 dense span
+    spec = ClipSpec(num_frames=8, sampler="dense", stride=32, size=16)  # indices 0, 32, 64, 96, 102, 102, ...
+    got = rows(decoded_dataset(manifest([short, REAL_CLIPS[1]]), spec, DataConfig(), train=False, seed=0))
+    assert got[0]["ok"] and got[0]["short"] and not got[1]["short"]
+    frames = all_frames(short)
+    assert np.array_equal(got[0]["video"][0, -1], got[0]["video"][0, -2])  # the last frame repeated
+    assert np.array_equal(got[0]["video"], expected_clip(frames, spec))
+
+
+def test_task_memory_grows_with_the_batch_and_the_source_frames():
+    assert task_memory(1000, 8, 0) - task_memory(1000, 4, 0) == 8000
+    assert task_memory(0, 1, 8) > task_memory(0, 1, 0)

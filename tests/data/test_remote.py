@@ -1,0 +1,64 @@
+"""Dataset roots and caches given as URIs, through pyarrow's `file://` filesystem."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from zsar.data import remote
+from zsar.data.sources.folder import FolderDataset
+from zsar.data.video import ClipSpec, load_clip
+from zsar.errors import DataError
+from conftest import REAL_CLIPS
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for cls, clips in (("wrestling", REAL_CLIPS[1:2]), ("sports", REAL_CLIPS[2:4])):
+        (tmp_path / cls).mkdir()
+        for p in clips:
+            shutil.copy(p, tmp_path / cls / p.name)
+    (tmp_path / "sports" / "notes.txt").write_text("not a video")
+    return tmp_path
+
+
+def test_uris_and_local_paths_are_told_apart():
+    assert remote.is_uri("s3://bucket/x") and remote.is_uri("file:///tmp/x") and remote.is_uri("gs://b/x")
+    assert not remote.is_uri("/data/ucf101") and not remote.is_uri("C:/data") and not remote.is_uri("data/x")
+    assert remote.join("s3://bucket/a/", "b", "c.mp4") == "s3://bucket/a/b/c.mp4"
+
+
+def test_a_folder_dataset_is_listed_through_a_file_uri(tree):
+    plan = FolderDataset(f"file://{tree}").plan("full", "all")
+    m = plan.evals[0].manifest
+    assert plan.evals[0].labels.names == ("sports", "wrestling")
+    assert sorted(m["path"].to_pylist()) == sorted(f"file://{tree}/{c}/{p.name}" for c, p in
+                                                  [("wrestling", REAL_CLIPS[1]), ("sports", REAL_CLIPS[2]), ("sports", REAL_CLIPS[3])])
+    assert m["class_name"].to_pylist().count("sports") == 2
+
+
+def test_a_missing_uri_root_is_one_clear_error(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        FolderDataset(f"file://{tmp_path}/nowhere")
+
+
+def test_a_clip_decodes_from_a_file_object_opened_on_the_filesystem(tree):
+    uri = f"file://{tree}/wrestling/{REAL_CLIPS[1].name}"
+    spec = ClipSpec(num_frames=8, sampler="dense", stride=4, views=2, size=32)
+    opened = []
+
+    def open_fn(u):
+        opened.append(u)
+        return remote.open_input(u)
+
+    clip, short = load_clip(uri, spec, open_fn=open_fn)
+    assert opened and all(u == uri for u in opened)
+    assert np.array_equal(clip, load_clip(str(REAL_CLIPS[1]), spec)[0]) and not short
+
+
+def test_data_check_probes_files_behind_uris(tree):
+    from zsar.data.check import probe
+
+    (tree / "sports" / "text.mp4").write_text("not a video\n" * 50)
+    assert probe(f"file://{tree}/wrestling/{REAL_CLIPS[1].name}") is None
+    assert probe(f"file://{tree}/sports/text.mp4")
