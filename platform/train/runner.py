@@ -393,22 +393,25 @@ def _feature_cache_metrics(uses) -> dict:
     return out
 
 
+def driver_loop_data(datasets: dict, info, seed: int) -> LoopData:
+    """The loop's batches read in this process (a driver run, or a one-worker sweep trial)."""
+    epochs = itertools.count()
+
+    def batches(name, train):
+        ds = datasets[name]
+        if train:  # a seeded shuffle per epoch, so that a config trains the same way again (zsar best)
+            return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy", drop_last=True,
+                                              local_shuffle_buffer_size=4 * bs, local_shuffle_seed=seed * 1000 + next(epochs))
+        return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy", drop_last=False)
+
+    return LoopData(train=batches("train", True) if "train" in datasets else None,
+                    evals={p.name: batches(f"eval/{_safe(p.name)}", False) for p in info.evals})
+
+
 def _run_in_driver(cfg, info, run_dir, logger, resume_from, datasets):
     from zsar.train.reporter import LocalReporter
 
-    epochs = itertools.count()
-
-    def batches(name, drop_last, shuffle=False):
-        ds = datasets[name]
-        # a seeded shuffle per epoch, so that a config trains the same way again (zsar best)
-        return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy", drop_last=drop_last,
-                                          local_shuffle_buffer_size=4 * bs if shuffle else None,
-                                          local_shuffle_seed=cfg.seed * 1000 + next(epochs) if shuffle else None)
-
-    data = LoopData(
-        train=batches("train", True, True) if "train" in datasets else None,
-        evals={p.name: batches(f"eval/{_safe(p.name)}", False) for p in info.evals},
-    )
+    data = driver_loop_data(datasets, info, cfg.seed)
     reporter = LocalReporter(run_dir, on_report=logger, keep=cfg.run.checkpoints_to_keep)
     metrics = run_loop(cfg.to_dict(), info, data, reporter, WorkerContext(), resume_from=resume_from)
     # LocalReporter keeps no record of its own (latest_checkpoint() is None): the newest complete

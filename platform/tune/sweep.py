@@ -13,7 +13,6 @@ plain run. MLflow is written from the driver only (`zsar.track.sweep_runs`).
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import sys
@@ -97,30 +96,13 @@ def _finite_train_callback(metric: str):
     return FiniteCallback()
 
 
-def _loop_data(datasets: dict, info, seed: int):
-    from zsar.train.loop import LoopData
-    from zsar.train.runner import _safe
-
-    epochs = itertools.count()
-
-    def batches(name, train):
-        ds = datasets[name]
-        if train:  # a seeded shuffle per epoch: a trial and `zsar train` of its config see the same order
-            return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy", drop_last=True,
-                                              local_shuffle_buffer_size=4 * bs, local_shuffle_seed=seed * 1000 + next(epochs))
-        return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy")
-
-    return LoopData(train=batches("train", True) if "train" in datasets else None,
-                    evals={p.name: batches(f"eval/{_safe(p.name)}", False) for p in info.evals})
-
-
 def trial_main(config: dict, *, spec: SweepSpec, plan, info, datasets) -> None:
     """One Tune trial: the spec's config with `config` (sampled values) trained and evaluated."""
     import ray.tune
 
     from zsar.train.loop import WorkerContext, run_loop
     from zsar.train.reporter import TuneReporter
-    from zsar.train.runner import _datasets, run_with_ray_train
+    from zsar.train.runner import _datasets, driver_loop_data, run_with_ray_train
 
     from ray.data import DataContext
 
@@ -135,7 +117,7 @@ def trial_main(config: dict, *, spec: SweepSpec, plan, info, datasets) -> None:
     if datasets is None:  # the space changes decoding: this trial's own datasets
         datasets, _ = _datasets(cfg, plan)
     if cfg.resources.workers == 0:
-        run_loop(cfg.to_dict(), info, _loop_data(datasets, info, cfg.seed), FiniteReporter(TuneReporter(), spec.metric),
+        run_loop(cfg.to_dict(), info, driver_loop_data(datasets, info, cfg.seed), FiniteReporter(TuneReporter(), spec.metric),
                  WorkerContext())
         return
     from ray.tune.integration.ray_train import TuneReportCallback
