@@ -119,7 +119,7 @@ def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool
     blocks = [table.slice(i, rows_per_block) for i in range(0, max(table.num_rows, 1), rows_per_block)]
     ds = ray.data.from_arrow(blocks)
     row_bytes = clip_bytes(spec) if row_bytes is None else row_bytes
-    held = spec.num_frames * getattr(spec, "views", 1) if isinstance(spec, ClipSpec) else 0
+    held = spec.num_frames * spec.views if isinstance(spec, ClipSpec) else 0
     ds = ds.map_batches(
         decode,
         fn_kwargs={"spec": dataclasses.asdict(spec), "seed": None if train else seed},
