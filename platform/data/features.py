@@ -199,10 +199,69 @@ class FeatureProducer:
         return out
 
 
-class FeatureCache:
+class EntryStore:
+    """Cache entries, one folder per key under a local folder or a URI: listing and removal, shared
+    by the frozen-feature cache and the prepared-clip cache (`zsar cache ls|rm`)."""
+
+    kind = "features"
+
+    def __init__(self, root):
+        from zsar.data import remote
+
+        self.fs, self.base = remote.resolve(str(root))
+        self.fs.create_dir(self.base, recursive=True)
+
+    def entry_path(self, key: str) -> str:
+        return f"{self.base.rstrip('/')}/{key}"
+
+    def _folders(self) -> list[str]:
+        import pyarrow.fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.base, allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+    def keys(self) -> list[str]:
+        return [k for k in self._folders() if not k.startswith(".")]
+
+    def entries(self) -> list[dict]:
+        """key, kind, what, rows, bytes, created, hits, last_used (and part, settings, manifest) of every entry."""
+        import pyarrow.fs as pafs
+
+        out = []
+        for key in self.keys():
+            path = self.entry_path(key)
+            manifest = read_manifest(path, self.fs) or {}
+            stats = entry_stats(path, self.fs)
+            files = self.fs.get_file_info(pafs.FileSelector(path, recursive=True))
+            out.append({
+                "key": key, "kind": self.kind, "what": manifest.get("what", "?"), "rows": manifest.get("rows", 0),
+                "bytes": sum(f.size or 0 for f in files if f.type == pafs.FileType.File),
+                "created": manifest.get("created"), "hits": stats.get("hits", 0), "last_used": stats.get("last_used"),
+                "part": manifest.get("part"), "settings": manifest.get("settings"), "manifest": manifest.get("manifest"),
+            })
+        return out
+
+    def remove(self, key: str | None = None) -> list[str]:
+        """Remove one entry (a unique key prefix is enough), or every entry (and any unpublished
+        temporary folder) with key None; the removed keys."""
+        if key is None:
+            chosen, hidden = self.keys(), [k for k in self._folders() if k.startswith(".")]
+        else:
+            chosen, hidden = [k for k in self.keys() if k.startswith(key)], []
+            if len(chosen) != 1:
+                from zsar.errors import ConfigError
+
+                found = "no entry" if not chosen else f"{len(chosen)} entries"
+                raise ConfigError(f"cache key '{key}': {found} matches it (zsar cache ls lists the keys)")
+        for k in chosen + hidden:
+            self.fs.delete_dir(self.entry_path(k))
+        return chosen
+
+
+class FeatureCache(EntryStore):
     def __init__(self, root: str | Path):
+        super().__init__(root)
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -235,39 +294,3 @@ class FeatureCache:
             log(f"feature cache {key}: hit, {expected_rows} rows ({what})")
         ds = ray.data.read_parquet(str(final), file_extensions=["parquet"])
         return ds, CacheUse(key, hit, encoded, time.time() - t0, str(final))
-
-    def entries(self) -> list[dict]:
-        """key, what, rows, bytes, created, hits, last_used, ok for every entry."""
-        out = []
-        for path in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            try:
-                manifest = json.loads((path / MANIFEST).read_text())
-            except (OSError, ValueError):
-                manifest = {}
-            stats = entry_stats(path)
-            out.append({
-                "key": path.name,
-                "what": manifest.get("what", "?"),
-                "rows": manifest.get("rows", 0),
-                "bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
-                "created": manifest.get("created"),
-                "hits": stats.get("hits", 0),
-                "last_used": stats.get("last_used"),
-            })
-        return out
-
-    def remove(self, key: str | None = None) -> list[str]:
-        """Remove one entry (a unique key prefix is enough), or every entry with key None."""
-        entries = [p for p in self.root.iterdir() if p.is_dir()]
-        if key is None:
-            chosen = entries
-        else:
-            chosen = [p for p in entries if p.name.startswith(key) and not p.name.startswith(".")]
-            if len(chosen) != 1:
-                from zsar.errors import ConfigError
-
-                found = "no entry" if not chosen else f"{len(chosen)} entries"
-                raise ConfigError(f"cache key '{key}': {found} matches it (zsar cache ls lists the keys)")
-        for p in chosen:
-            shutil.rmtree(p, ignore_errors=True)
-        return [p.name for p in chosen if not p.name.startswith(".")]

@@ -90,16 +90,17 @@ def _differences(old: dict, new: dict) -> str:
     return ", ".join(shown)
 
 
-class PreparedCache:
+class PreparedCache(features.EntryStore):
     """Entries of prepared clips under `root` (a folder or a URI), one folder per key."""
 
+    kind = "clips"
+
     def __init__(self, root: str):
+        super().__init__(root)
         self.root = str(root)
-        self.fs, self.base = remote.resolve(self.root)
-        self.fs.create_dir(self.base, recursive=True)
 
     def path(self, key: str) -> str:
-        return f"{self.base.rstrip('/')}/{key}"
+        return self.entry_path(key)
 
     def problem(self, key: str, expected_rows: int | None = None) -> str | None:
         """None when `key` is a complete entry (sizes and row counts; shards are large)."""
@@ -137,41 +138,6 @@ class PreparedCache:
         table = pads.dataset(shards, filesystem=self.fs, format="parquet").to_table(columns=["path", "ok", "error"])
         return [{"path": p, "error": e} for p, ok, e in zip(*(table.column(c).to_pylist() for c in ("path", "ok", "error")))
                 if not ok]
-
-    def _keys(self) -> list[str]:
-        import pyarrow.fs as pafs
-
-        infos = self.fs.get_file_info(pafs.FileSelector(self.base, allow_not_found=True))
-        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and not i.base_name.startswith("."))
-
-    def entries(self) -> list[dict]:
-        """key, kind, what, rows, bytes, created, hits, last_used (and part, settings) of every entry."""
-        import pyarrow.fs as pafs
-
-        out = []
-        for key in self._keys():
-            manifest = features.read_manifest(self.path(key), self.fs) or {}
-            stats = features.entry_stats(self.path(key), self.fs)
-            files = self.fs.get_file_info(pafs.FileSelector(self.path(key), recursive=True))
-            out.append({
-                "key": key, "kind": "clips", "what": manifest.get("what", "?"), "rows": manifest.get("rows", 0),
-                "bytes": sum(f.size or 0 for f in files if f.type == pafs.FileType.File),
-                "created": manifest.get("created"), "hits": stats.get("hits", 0), "last_used": stats.get("last_used"),
-                "part": manifest.get("part"), "settings": manifest.get("settings"), "manifest": manifest.get("manifest"),
-            })
-        return out
-
-    def remove(self, key: str | None = None) -> list[str]:
-        """Remove one entry (a unique key prefix), or every entry with key None; the removed keys."""
-        keys = self._keys()
-        chosen = keys if key is None else [k for k in keys if k.startswith(key)]
-        if key is not None and len(chosen) > 1:
-            from zsar.errors import ConfigError
-
-            raise ConfigError(f"cache key '{key}': {len(chosen)} entries match it (zsar cache ls lists the keys)")
-        for k in chosen:
-            self.fs.delete_dir(self.path(k))
-        return chosen
 
     def stale(self, part: str, key: str, now: dict, digest: str) -> list[str]:
         """Why each other entry of the same part is not the one wanted (for the log)."""
