@@ -6,10 +6,12 @@ Training draws random offsets; evaluation uses fixed, evenly spread temporal vie
 Normalisation happens later, on tensors, so decoded clips stay uint8.
 
 Reading frames (`ClipSpec.decode`): `seek` jumps to the keyframe before each run of wanted frames
-and stops after the last one, naming frames by their timestamps; when timestamps do not behave
-(missing, not one frame apart, a seek that lands past the wanted frame) the file is read
-`sequential`ly instead: from the start, counting frames, stopping after the last wanted one. `all`
-decodes every frame (only to measure what seeking saves).
+and stops after the last one, naming frames by their timestamps (MP4, MKV, WebM) or, in AVI files,
+whose timestamps are decode times, by their keyframe's position in the packet order; when that
+does not behave (timestamps missing or not one frame apart, a seek that lands past the wanted
+frame or off its keyframe) the file is read `sequential`ly instead: from the start, counting
+frames, stopping after the last wanted one. `all` decodes every frame (only to measure what
+seeking saves).
 """
 
 from __future__ import annotations
@@ -138,50 +140,117 @@ def _runs(wanted: list[int], gap: int) -> list[tuple[int, int]]:
     return [tuple(r) for r in runs]
 
 
-def seek_frames(container, indices: np.ndarray, gap_seconds: float = 2.0, stats: dict | None = None) -> tuple[np.ndarray, int]:
+class _TimestampNames:
+    """Frames named by presentation timestamps: index = (pts - first pts) x frame rate (MP4, MKV,
+    WebM). Seeking goes to the keyframe before a timestamp."""
+
+    def __init__(self, container):
+        self.container, self.stream = container, container.streams.video[0]
+        if not self.stream.time_base or not self.stream.average_rate:
+            raise SeekError("no time base or frame rate")
+        self.per_frame = Fraction(self.stream.time_base) * Fraction(self.stream.average_rate)  # frames per pts unit
+        self.origin = None
+
+    def start(self):
+        for frame in self.container.decode(self.stream):
+            if frame.pts is None:
+                raise SeekError("a frame has no timestamp")
+            if self.origin is None:
+                self.origin = frame.pts
+            yield int(round((frame.pts - self.origin) * self.per_frame)), frame
+
+    def seek(self, lo: int):
+        self.container.seek(self.origin + int(lo / self.per_frame), stream=self.stream, backward=True, any_frame=False)
+        return self.start()
+
+
+class _PacketNames:
+    """Frames named by decode order (AVI, whose timestamps are packet counts and whose frames
+    come out of B-frame decoders with the wrong ones): one pass over the packets, without
+    decoding, lists the keyframes; after seeking to the keyframe that is packet k, the i-th frame
+    out of the decoder is frame k + i. A keyframe is only used when the seek lands on exactly its
+    packet, it decodes to a key frame, and the packets' own timestamps (where a parser set them
+    in display order) put no earlier packet after it and no later one before it."""
+
+    def __init__(self, container):
+        self.container, self.stream = container, container.streams.video[0]
+        packets = [(p.dts, p.pts, p.is_keyframe) for p in container.demux(self.stream) if p.size]
+        container.seek(0)
+        self.dts = [d for d, _, _ in packets]
+        if any(d is None for d in self.dts) or any(b <= a for a, b in zip(self.dts, self.dts[1:])):
+            raise SeekError("packets have no increasing decode timestamps")
+        pts = [p for _, p, _ in packets]
+        self.keys = [k for k, (_, _, key) in enumerate(packets) if key and k > 0 and self._clean(pts, k)]
+
+    @staticmethod
+    def _clean(pts: list, k: int, near: int = 8) -> bool:
+        if pts[k] is None:
+            return True
+        before = [p for p in pts[max(k - near, 0):k] if p is not None]
+        after = [p for p in pts[k + 1:k + 1 + near] if p is not None]
+        return all(p < pts[k] for p in before) and all(p > pts[k] for p in after)
+
+    def start(self):
+        return enumerate(self.container.decode(self.stream))
+
+    def seek(self, lo: int):
+        k = next((k for k in reversed(self.keys) if k <= lo), None)
+        if k is None:
+            self.container.seek(0)
+            return self.start()
+        self.container.seek(self.dts[k], stream=self.stream, backward=True, any_frame=False)
+        return self._from(k)
+
+    def _from(self, k: int):
+        out, landed = 0, False
+        for packet in self.container.demux(self.stream):
+            if not landed and packet.size:
+                if packet.dts != self.dts[k]:
+                    raise SeekError(f"seeking to packet {k} landed on dts {packet.dts}")
+                landed = True
+            for frame in packet.decode():
+                if out == 0 and not frame.key_frame:
+                    raise SeekError(f"packet {k} did not decode to a key frame")
+                yield k + out, frame
+                out += 1
+
+
+def seek_frames(container, indices: np.ndarray, gap_seconds: float = 2.0, stats: dict | None = None,
+                names: str = "timestamps") -> tuple[np.ndarray, int]:
     """Like `decode_frames`, but seek to the keyframe before each run of wanted frames.
 
-    A frame's index is its timestamp relative to the first frame's, times the frame rate. Every
-    frame decoded after a seek must be exactly one frame after the previous one, and the first
-    must not be past the run's first wanted frame; anything else raises SeekError (the caller
-    then reads the file sequentially), so seeking never returns other frames than counting would.
-    `stats`, when given, counts the frames decoded and the seeks made.
+    `names` says how a decoded frame's index is known: "timestamps" (`_TimestampNames`) or
+    "packets" (`_PacketNames`). Every frame decoded after a seek must be exactly one frame after
+    the previous one, and the first must not be past the run's first wanted frame; anything else
+    raises SeekError (the caller then reads the file sequentially), so seeking never returns
+    other frames than counting would. `stats`, when given, counts the frames decoded and the
+    seeks made.
     """
     stats = {} if stats is None else stats
     stats.update(frames=0, seeks=0)
-    stream = container.streams.video[0]
-    if not stream.time_base or not stream.average_rate:
-        raise SeekError("no time base or frame rate")
-    per_frame = Fraction(stream.time_base) * Fraction(stream.average_rate)  # frames per pts unit
-    frames = container.decode(stream)
+    namer = (_PacketNames if names == "packets" else _TimestampNames)(container)
+    frames = namer.start()
     first = next(frames, None)
     if first is None:
         raise ValueError("no frames could be decoded")
-    if first.pts is None:
-        raise SeekError("frames have no timestamps")
-    origin = first.pts
     stats["frames"] = 1
     wanted = sorted(set(int(i) for i in indices))
     wanted_set = set(wanted)
     got: dict[int, np.ndarray] = {}
     if wanted[0] == 0:
-        got[0] = first.to_ndarray(format="rgb24")
+        got[0] = first[1].to_ndarray(format="rgb24")
     position, decoded = 1, 1  # the index the decoder yields next without seeking
-    gap = max(int(gap_seconds * float(stream.average_rate)), 1)
+    gap = max(int(gap_seconds * float(container.streams.video[0].average_rate or 25)), 1)
     for lo, hi in _runs([i for i in wanted if i > 0] or [0], gap):
         if lo == 0:
             break
         sought = lo - position > gap
         if sought:
-            container.seek(origin + int(lo / per_frame), stream=stream, backward=True, any_frame=False)
-            frames = container.decode(stream)
+            frames = namer.seek(lo)
             stats["seeks"] += 1
         previous = None if sought else position - 1
-        for frame in frames:
+        for n, frame in frames:
             stats["frames"] += 1
-            if frame.pts is None:
-                raise SeekError("a frame has no timestamp")
-            n = int(round((frame.pts - origin) * per_frame))
             if previous is None and n > lo:
                 raise SeekError(f"seeking to frame {lo} landed on frame {n}")
             if previous is not None and n != previous + 1:
@@ -197,10 +266,15 @@ def seek_frames(container, indices: np.ndarray, gap_seconds: float = 2.0, stats:
     return _gather(got, indices), decoded
 
 
+def frame_names(container) -> str:
+    """How seeking names this container's frames: AVI timestamps are decode times, so by packets."""
+    return "packets" if container.format.name == "avi" else "timestamps"
+
+
 def read_frames(container, indices: np.ndarray, mode: str = "seek") -> tuple[np.ndarray, int]:
     """The frames at `indices` by `mode` (see the module docstring); SeekError propagates."""
     if mode == "seek":
-        return seek_frames(container, indices)
+        return seek_frames(container, indices, names=frame_names(container))
     if mode in ("sequential", "all"):
         return decode_frames(container, indices, stop=mode == "sequential")
     raise ValueError(f"unknown decode mode {mode!r}")
@@ -270,16 +344,17 @@ def _open(path, open_fn, threads: int):
     return container
 
 
-def _read(container, reopen, spec: ClipSpec, indices: np.ndarray) -> tuple[np.ndarray, int]:
+def read_clip_frames(container, reopen, spec: ClipSpec, indices: np.ndarray,
+                     names: str | None = None) -> tuple[np.ndarray, int]:
     """Frames at `indices` from the open `container` the way the spec says; when seeking
     misbehaves for this file, read it again (`reopen()`) sequentially (a file that does not
-    decode fails there too)."""
+    decode fails there too). `names` overrides `frame_names(container)`."""
     import av
 
     if spec.decode != "seek":
         return read_frames(container, indices, spec.decode)
     try:
-        return seek_frames(container, indices)
+        return seek_frames(container, indices, names=names or frame_names(container))
     except (SeekError, av.error.FFmpegError):
         pass
     with reopen() as again:
@@ -302,13 +377,13 @@ def load_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None,
         if total <= 0:
             raise ValueError("the video has no frames")
         views = [sample_indices(total, spec, v, rng) for v in range(num_views)]
-        frames, decoded = _read(container, reopen, spec, np.concatenate(views))
+        frames, decoded = read_clip_frames(container, reopen, spec, np.concatenate(views))
     if decoded < total and decoded <= int(np.concatenate(views).max()):
         # The header over-counted the frames: sample again within the frames that exist.
         total = decoded
         views = [sample_indices(total, spec, v, rng) for v in range(num_views)]
         with reopen() as container:
-            frames, _ = _read(container, reopen, spec, np.concatenate(views))
+            frames, _ = read_clip_frames(container, reopen, spec, np.concatenate(views))
     t = spec.num_frames
     span = t if spec.sampler == "segment" else (t - 1) * spec.stride + 1
     per_view = [frames[i * t : (i + 1) * t] for i in range(num_views)]

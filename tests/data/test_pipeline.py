@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from zsar.config import DataConfig
-from zsar.data.pipeline import decoded_dataset, task_memory
+from zsar.data.pipeline import decoded_dataset, guided_block_sizes, task_memory
 from zsar.data.video import ClipSpec, load_clip
 from conftest import REAL_CLIPS
 from test_video import SAMPLERS, _bad_files, all_frames, expected_clip
@@ -63,3 +63,18 @@ def test_a_video_shorter_than_the_clip_is_padded_and_flagged(ray_session):
 def test_task_memory_grows_with_the_batch_and_the_source_frames():
     assert task_memory(1000, 8, 0) - task_memory(1000, 4, 0) == 8000
     assert task_memory(0, 1, 8) > task_memory(0, 1, 0)
+
+
+@pytest.mark.parametrize("rows,tasks,batch", [(100, 2, 2), (1000, 2, 4), (240_000, 16, 8), (5, 2, 4), (1, 2, 4)])
+def test_guided_blocks_cover_every_row_and_shrink_to_one_batch_at_the_end(rows, tasks, batch):
+    sizes = guided_block_sizes(rows, tasks, batch)
+    assert sum(sizes) == rows and all(k > 0 for k in sizes)
+    assert all(a >= b for a, b in zip(sizes, sizes[1:]))  # large first, small last
+    assert sizes[-1] <= batch
+    assert max(sizes) <= max(8 * batch, -(-rows // 64))
+    if rows >= 64 * batch:
+        assert sizes[0] > sizes[-1] and len(sizes) < rows / batch / 2  # fewer tasks than one per batch
+
+
+def test_no_rows_no_blocks():
+    assert guided_block_sizes(0, 2, 4) == []

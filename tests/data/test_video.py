@@ -6,8 +6,8 @@ import pytest
 
 from zsar.data.pipeline import decode_batch
 from zsar.data.remux import repeat_remux
-from zsar.data.video import (ClipSpec, SeekError, crop_positions, decode_frames, load_clip, make_views, sample_indices,
-                             seek_frames)
+from zsar.data.video import (ClipSpec, SeekError, count_frames, crop_positions, decode_frames, frame_names, load_clip, make_views,
+                             read_clip_frames, sample_indices, seek_frames)
 from conftest import REAL_CLIPS
 
 SAMPLERS = {
@@ -137,26 +137,55 @@ def test_remuxed_videos_repeat_the_source_frames(long_videos):
     assert np.array_equal(long[len(source) * 2 + 7], source[7])
 
 
+def counted(path, indices) -> np.ndarray:
+    """The frames at `indices`, counted from the start (sequential reading, no seeking)."""
+    with av.open(str(path)) as c:
+        return decode_frames(c, indices)[0]
+
+
 def test_seeking_skips_to_the_wanted_frames_of_a_long_video(long_videos):
     spec = ClipSpec(num_frames=8, sampler="dense", stride=16, views=3, size=32)
-    for path in long_videos:
-        frames = all_frames(path)
-        indices = np.concatenate([sample_indices(len(frames), spec, v) for v in range(3)])
+    for path in long_videos:  # both AVIs (MPEG-4 and H.264, with B-frames) seek by packet order
+        with av.open(str(path)) as c:
+            total = count_frames(c)
+        indices = np.concatenate([sample_indices(total, spec, v) for v in range(3)])
         stats = {}
         with av.open(str(path)) as c:
-            try:
-                got, _ = seek_frames(c, indices, stats=stats)
-            except SeekError:  # AVI timestamps are out of order: load_clip reads it sequentially
-                assert path.suffix == ".avi"
-                continue
-        assert np.array_equal(got, frames[indices])
-        assert stats["seeks"] >= 2 and stats["frames"] < 0.8 * len(frames)  # three runs, two gaps skipped
+            assert frame_names(c) == ("packets" if path.suffix == ".avi" else "timestamps")
+            got, _ = seek_frames(c, indices, stats=stats, names=frame_names(c))
+        assert np.array_equal(got, counted(path, indices)), path.name
+        assert stats["seeks"] >= 2 and stats["frames"] < 0.8 * total  # three runs, two gaps skipped
 
 
-def test_out_of_order_timestamps_fall_back_to_counting():
+@pytest.mark.parametrize("stride", [1, 16])
+def test_seek_by_packets_and_counting_agree_on_long_avis(long_videos, stride):
+    """Runs of 8 frames at five positions, each reached by a seek to a different keyframe (or
+    none): the packet order names the same frames as counting from the start."""
+    for path in (p for p in long_videos if p.suffix == ".avi"):
+        with av.open(str(path)) as c:
+            total = count_frames(c)
+        runs = [start + stride * np.arange(8) for start in np.linspace(0, total - 8 * stride, 5).astype(int)]
+        want = counted(path, np.concatenate(runs))
+        for k, indices in enumerate(runs):
+            stats = {}
+            with av.open(str(path)) as c:
+                got, _ = seek_frames(c, indices, stats=stats, names="packets")
+            assert np.array_equal(got, want[8 * k: 8 * (k + 1)]), (path.name, indices[0])
+            assert stats["seeks"] == (1 if k else 0)
+
+
+def test_avi_timestamps_misname_frames_and_reading_falls_back_to_counting():
     path = next(p for p in REAL_CLIPS if p.suffix == ".avi")
     with av.open(str(path)) as c, pytest.raises(SeekError):
-        seek_frames(c, np.array([40, 41]))
+        seek_frames(c, np.array([40, 41]), names="timestamps")
     spec = ClipSpec(num_frames=8, sampler="dense", stride=2, size=32)
+    indices = sample_indices(len(all_frames(path)), spec)
+
+    def reopen():
+        return av.open(str(path))
+
+    with reopen() as c:
+        got, _ = read_clip_frames(c, reopen, spec, indices, names="timestamps")  # SeekError -> sequential
+    assert np.array_equal(got, all_frames(path)[indices])
     clip, _ = load_clip(str(path), spec)
     assert np.array_equal(clip, expected_clip(all_frames(path), spec))
