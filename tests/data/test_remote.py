@@ -62,3 +62,15 @@ def test_data_check_probes_files_behind_uris(tree):
     (tree / "sports" / "text.mp4").write_text("not a video\n" * 50)
     assert probe(f"file://{tree}/wrestling/{REAL_CLIPS[1].name}") is None
     assert probe(f"file://{tree}/sports/text.mp4")
+
+
+def test_small_files_and_folders_behind_uris_read_like_local_ones(tmp_path):
+    folder = tmp_path / "lists #1 [é]"
+    folder.mkdir()
+    (folder / "a 100%.txt").write_bytes("Ä 1\r\nb 2\n".encode())
+    # a local path, an encoded URI, and the URI of the path as the filesystem names it
+    for path in (str(folder), folder.as_uri(), f"file://{folder}"):
+        assert remote.is_dir(path) and not remote.is_file(path)
+        assert remote.read_text(remote.join(path, "a 100%.txt")) == "Ä 1\r\nb 2\n"
+        assert remote.is_file(remote.join(path, "a 100%.txt")) and not remote.is_dir(remote.join(path, "nope"))
+
