@@ -74,3 +74,21 @@ def test_small_files_and_folders_behind_uris_read_like_local_ones(tmp_path):
         assert remote.read_text(remote.join(path, "a 100%.txt")) == "Ä 1\r\nb 2\n"
         assert remote.is_file(remote.join(path, "a 100%.txt")) and not remote.is_dir(remote.join(path, "nope"))
 
+
+def test_a_uri_tree_is_listed_like_the_local_folder(tmp_path):
+    from zsar.data.tree import Tree
+
+    for rel in ("a/b/c/x.csv", "a/y.csv", "a/.h.csv", ".hidden/z.csv", "a/b/c/d/deep.csv", "a/b/lists/l.txt", "lists/m.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (tmp_path / "empty").mkdir()
+    local, uri = Tree.scan(str(tmp_path)), Tree.scan(tmp_path.as_uri())
+    assert uri.folders == local.folders and () in local.folders and ("empty",) in local.folders
+    assert not any(p.startswith(".") for f in local.folders for p in f + tuple(local.folders[f]))
+    assert local.find_files("*.csv") == [str(tmp_path / "a" / "b" / "c" / "x.csv"), str(tmp_path / "a" / "y.csv")]
+    assert uri.find_files("*.csv") == [(tmp_path / "a" / "b" / "c" / "x.csv").as_uri(), (tmp_path / "a" / "y.csv").as_uri()]
+    assert (local.find_dir("lists"), uri.find_dir("lists")) == (str(tmp_path / "lists"), (tmp_path / "lists").as_uri())
+    inner = Tree.scan((tmp_path / "a" / "b" / "c").as_uri())
+    assert inner.find_dir("lists") == (tmp_path / "a" / "b" / "lists").as_uri() and inner.find_dir("nope") is None
+    assert uri.relative((tmp_path / "a" / "y.csv").as_uri()) == "a/y.csv" == local.relative(str(tmp_path / "a" / "y.csv"))
+
