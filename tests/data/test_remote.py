@@ -92,3 +92,20 @@ def test_a_uri_tree_is_listed_like_the_local_folder(tmp_path):
     assert inner.find_dir("lists") == (tmp_path / "a" / "b" / "lists").as_uri() and inner.find_dir("nope") is None
     assert uri.relative((tmp_path / "a" / "y.csv").as_uri()) == "a/y.csv" == local.relative(str(tmp_path / "a" / "y.csv"))
 
+
+def test_a_listed_dataset_decodes_clips_from_its_uri_manifest_paths(tmp_path):
+    """Manifest paths are the files' own names behind the scheme, `#`, `[]` and spaces included."""
+    from video_trees import make_hmdb
+
+    from zsar.registry import DATASETS
+
+    name = "Goalkeeper_Training_Day_#_2_catch_f_cm_np1_ba_bad_3.avi"
+    other = "Brushing_Her_Hair__[_NEW_AUDIO_]_UPDATED!!!!_brush_hair_h_cm_np1_fr_goo_0.avi"
+    root = make_hmdb(tmp_path / "my data" / "hmdb", [name, other], {name: 2, other: 1}, clip=REAL_CLIPS[0])
+    plan = DATASETS.get("hmdb51")(root.as_uri()).plan("full", "split1")
+    (path,) = plan.evals[0].manifest["path"].to_pylist()
+    assert path == f"file://{root}/hmdb51_org/catch/{name}"
+    assert plan.train.manifest["path"].to_pylist() == [f"file://{root}/hmdb51_org/brush_hair/{other}"]
+    spec = ClipSpec(num_frames=8, sampler="dense", stride=4, views=1, size=32)
+    clip, _ = load_clip(path, spec, open_fn=remote.opener(path))
+    assert np.array_equal(clip, load_clip(str(REAL_CLIPS[0]), spec)[0])
