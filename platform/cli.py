@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     check = dsub.add_parser("check", help="validate a dataset tree against its protocols; every failed file with its reason")
     check.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
-    check.add_argument("--root", help="the dataset's folder")
+    check.add_argument("--root", help="the dataset's folder or URI")
     check.add_argument("--protocol", help="check one protocol (default: all of the dataset's)")
     check.add_argument("--split", help="check one split of --protocol (default: all)")
     check.add_argument("--frames", type=int, default=3, help="frames decoded per video (default 3)")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from zsar.data.dataset import VIDEO_EXTENSIONS
 
@@ -58,7 +57,7 @@ def entry_name(entry: str) -> str:
 
 
 class FileIndex:
-    """Every video file under `root`, by file name and by file name without extension."""
+    """Video files (those of a `Tree`), by file name and by file name without extension."""
 
     def __init__(self, paths):
         self.by_name: dict[str, list[str]] = {}
@@ -67,22 +66,6 @@ class FileIndex:
             name = os.path.basename(path)
             self.by_name.setdefault(name, []).append(path)
             self.by_stem.setdefault(os.path.splitext(name)[0], []).append(path)
-
-    @classmethod
-    def scan(cls, root: str | Path, extensions=VIDEO_EXTENSIONS) -> "FileIndex":
-        paths = []
-        seen_dirs = set()
-        for folder, dirs, files in os.walk(root, followlinks=True):
-            real = os.path.realpath(folder)
-            if real in seen_dirs:  # a symlink loop
-                dirs[:] = []
-                continue
-            seen_dirs.add(real)
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in files:
-                if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
-                    paths.append(os.path.join(folder, name))
-        return cls(paths)
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.by_name.values())
@@ -108,31 +91,3 @@ class FileIndex:
         for name, paths in self.duplicates().items():
             for path in paths[1:]:
                 issues.add("duplicate", path, f"another file has the same name ({paths[0]}); lists resolve {name} to that one")
-
-
-def find_files(root: str | Path, pattern: str, max_depth: int = 3) -> list[Path]:
-    """Files named like `pattern` (fnmatch) at most `max_depth` folders below `root`, sorted."""
-    import fnmatch
-
-    root = Path(root)
-    found = []
-    for folder, dirs, files in os.walk(root):
-        depth = len(Path(folder).relative_to(root).parts)
-        if depth >= max_depth:
-            dirs[:] = []
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(folder) / f for f in files if fnmatch.fnmatch(f, pattern) and not f.startswith(".")]
-    return sorted(found)
-
-
-def find_dir(root: str | Path, name: str, max_depth: int = 2) -> Path | None:
-    """The first folder called `name` under `root` (breadth first), or beside it."""
-    root = Path(root)
-    level = [root]
-    for _ in range(max_depth + 1):
-        for folder in level:
-            if folder.name == name:
-                return folder
-        level = sorted(p for f in level for p in f.iterdir() if p.is_dir() and not p.name.startswith("."))
-    beside = root.parent / name
-    return beside if beside.is_dir() else None

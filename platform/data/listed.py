@@ -1,9 +1,9 @@
 """Adapters for datasets read in their native layout, whose protocols are published lists.
 
-A subclass scans its tree once (`FileIndex`), knows each file's own class where the dataset
-says it (class folder, annotation file) and its own split, and describes its `full` protocol; the
-shipped-list protocols (`zsar.data.protocols`) are shared. `realize` turns a `ProtocolSpec` into a
-`Plan`:
+A subclass lists its root once (`Tree`: a local folder or a URI), finds its videos by name in it
+(`FileIndex`), knows each file's own class where the dataset says it (class folder, annotation
+file) and its own split, and describes its `full` protocol; the shipped-list protocols
+(`zsar.data.protocols`) are shared. `realize` turns a `ProtocolSpec` into a `Plan`:
 
 - each list entry is resolved by basename; an entry with no file is left out, counted in the
   plan's notes and recorded as an issue (`zsar data check` prints them);
@@ -19,10 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-from zsar.data import protocols
+from zsar.data import protocols, remote
 from zsar.data.classnames import class_key, vocab
-from zsar.data.dataset import Dataset, Part, Plan, make_manifest
+from zsar.data.dataset import VIDEO_EXTENSIONS, Dataset, Part, Plan, make_manifest
 from zsar.data.files import FileIndex, Issues
+from zsar.data.tree import Tree
 from zsar.errors import DataError
 from zsar.models.text import LabelSet
 
@@ -36,19 +37,20 @@ class ListedDataset(Dataset):
 
     def __init__(self, root: str | None = None):
         super().__init__(root)
-        self.root = str(Path(root).expanduser())
-        if not Path(self.root).is_dir():
+        self.root = str(root) if remote.is_uri(root) else str(Path(root).expanduser())
+        if not remote.is_dir(self.root):
             raise DataError(f"dataset root not found: {root} (a folder with the {self.name} videos)")
         self.vocab = vocab(self.name)
         self.issues = Issues()
-        self.index = FileIndex.scan(self.root)
+        self.tree = Tree.scan(self.root)
+        self.index = FileIndex(self.tree.files(VIDEO_EXTENSIONS))
         self.index.report_duplicates(self.issues)
         self.scan()
 
     # ---------------------------------------------------------------- what a subclass provides
 
     def scan(self) -> None:
-        """Read the dataset's own annotations (after `self.index` is built)."""
+        """Read the dataset's own annotations (after `self.tree` and `self.index` are built)."""
 
     def class_of(self, path: str) -> str | None:
         """The dataset's own class of a file (display name), or None when it does not say."""

@@ -10,8 +10,10 @@ local code paths are unchanged. Credentials come from the environment the way py
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+from urllib.parse import quote
 
 from zsar.errors import DataError
 
@@ -28,21 +30,27 @@ def resolve(uri: str):
     import pyarrow.fs as pafs
 
     if not is_uri(uri):
-        import os
-
         return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(str(uri)))
     try:
-        return pafs.FileSystem.from_uri(str(uri))
+        return pafs.FileSystem.from_uri(_parseable(str(uri)))
     except Exception as e:  # unknown scheme, missing credentials, a filesystem pyarrow was built without
         raise DataError(f"cannot open {uri}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def _parseable(uri: str) -> str:
+    """`uri` with what a URI cannot hold raw percent-encoded (spaces, `#`, `[]`, non-ASCII, a `%`
+    that starts no escape). Paths in manifests are `scheme://` + the path as the filesystem names
+    it (`uri_of`), and real file names have these (`train/air drumming/...`, HMDB's `Day_#_2`);
+    URIs that are already encoded, and `?key=value` options, pass unchanged."""
+    scheme, rest = uri.split("://", 1)
+    rest = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", rest)
+    return scheme + "://" + quote(rest, safe="/:@!$&'()*+,;=?%~")
 
 
 def join(base: str, *parts: str) -> str:
     """`base` / parts for URIs (forward slashes) and local paths alike."""
     if is_uri(base):
         return posixpath.join(str(base).rstrip("/"), *parts)
-    import os
-
     return os.path.join(str(base), *parts)
 
 
@@ -82,3 +90,30 @@ def list_files(uri: str, extensions: tuple[str, ...] | None = None) -> list[str]
             continue
         out.append(uri_of(uri, f.path))
     return sorted(out)
+
+
+def _file_type(path: str):
+    fs, on_fs = resolve(path)
+    return fs.get_file_info(on_fs).type
+
+
+def is_dir(path: str) -> bool:
+    import pyarrow.fs as pafs
+
+    return _file_type(path) == pafs.FileType.Directory if is_uri(path) else os.path.isdir(path)
+
+
+def is_file(path: str) -> bool:
+    import pyarrow.fs as pafs
+
+    return _file_type(path) == pafs.FileType.File if is_uri(path) else os.path.isfile(path)
+
+
+def read_text(path: str) -> str:
+    """A small text file (a split list, an annotation CSV or JSON) as UTF-8, line endings as stored."""
+    if not is_uri(path):
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    fs, on_fs = resolve(path)
+    with fs.open_input_stream(on_fs) as f:
+        return f.read().decode("utf-8")

@@ -76,3 +76,18 @@ def test_tolerated_failures_and_structural_problems(tmp_path):
 def test_check_user_errors_exit_2(tmp_path):
     out = run_cli("data", "check", "--dataset", "ucf101", "--root", str(tmp_path / "nowhere"))
     assert out.returncode == 2 and "root not found" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_check_a_uri_root_reports_what_the_local_root_does(tmp_path):
+    root = _ucf(tmp_path / "bad", bad=True)
+    out = run_cli("data", "check", "--dataset", "ucf101", "--root", root.as_uri(), "--protocol", "full", "--split", "split1")
+    assert out.returncode == 1, out.stdout + out.stderr
+    local = check_dataset("ucf101", str(root), "full", "split1")
+    expected = [f"{i.kind:<13} {i.path}: {i.reason}" for i in sorted(local.issues, key=lambda i: (not i.is_error, i.kind, i.path))]
+    lines = [line.replace("file://", "") for line in out.stdout.splitlines()[:len(expected)]]
+    # a decoder error names a file opened from a file object '<none>': compare those up to the reason
+    assert [line.split(": ")[0] for line in lines] == [line.split(": ")[0] for line in expected]
+    assert [line for line in lines if not line.startswith("unreadable")] == [line for line in expected if not line.startswith("unreadable")]
+    assert sum(line.startswith("unreadable") and "Error" in line for line in lines) == 2
+    assert f"unreadable    {root.as_uri()}/UCF-101/" in out.stdout and f"ucf101 at {root.as_uri()}" in out.stdout
+    assert "3 of 8 videos missing or unreadable" in out.stdout

@@ -62,3 +62,50 @@ def test_data_check_probes_files_behind_uris(tree):
     (tree / "sports" / "text.mp4").write_text("not a video\n" * 50)
     assert probe(f"file://{tree}/wrestling/{REAL_CLIPS[1].name}") is None
     assert probe(f"file://{tree}/sports/text.mp4")
+
+
+def test_small_files_and_folders_behind_uris_read_like_local_ones(tmp_path):
+    folder = tmp_path / "lists #1 [é]"
+    folder.mkdir()
+    (folder / "a 100%.txt").write_bytes("Ä 1\r\nb 2\n".encode())
+    # a local path, an encoded URI, and the URI of the path as the filesystem names it
+    for path in (str(folder), folder.as_uri(), f"file://{folder}"):
+        assert remote.is_dir(path) and not remote.is_file(path)
+        assert remote.read_text(remote.join(path, "a 100%.txt")) == "Ä 1\r\nb 2\n"
+        assert remote.is_file(remote.join(path, "a 100%.txt")) and not remote.is_dir(remote.join(path, "nope"))
+
+
+def test_a_uri_tree_is_listed_like_the_local_folder(tmp_path):
+    from zsar.data.tree import Tree
+
+    for rel in ("a/b/c/x.csv", "a/y.csv", "a/.h.csv", ".hidden/z.csv", "a/b/c/d/deep.csv", "a/b/lists/l.txt", "lists/m.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (tmp_path / "empty").mkdir()
+    local, uri = Tree.scan(str(tmp_path)), Tree.scan(tmp_path.as_uri())
+    assert uri.folders == local.folders and () in local.folders and ("empty",) in local.folders
+    assert not any(p.startswith(".") for f in local.folders for p in f + tuple(local.folders[f]))
+    assert local.find_files("*.csv") == [str(tmp_path / "a" / "b" / "c" / "x.csv"), str(tmp_path / "a" / "y.csv")]
+    assert uri.find_files("*.csv") == [(tmp_path / "a" / "b" / "c" / "x.csv").as_uri(), (tmp_path / "a" / "y.csv").as_uri()]
+    assert (local.find_dir("lists"), uri.find_dir("lists")) == (str(tmp_path / "lists"), (tmp_path / "lists").as_uri())
+    inner = Tree.scan((tmp_path / "a" / "b" / "c").as_uri())
+    assert inner.find_dir("lists") == (tmp_path / "a" / "b" / "lists").as_uri() and inner.find_dir("nope") is None
+    assert uri.relative((tmp_path / "a" / "y.csv").as_uri()) == "a/y.csv" == local.relative(str(tmp_path / "a" / "y.csv"))
+
+
+def test_a_listed_dataset_decodes_clips_from_its_uri_manifest_paths(tmp_path):
+    """Manifest paths are the files' own names behind the scheme, `#`, `[]` and spaces included."""
+    from video_trees import make_hmdb
+
+    from zsar.registry import DATASETS
+
+    name = "Goalkeeper_Training_Day_#_2_catch_f_cm_np1_ba_bad_3.avi"
+    other = "Brushing_Her_Hair__[_NEW_AUDIO_]_UPDATED!!!!_brush_hair_h_cm_np1_fr_goo_0.avi"
+    root = make_hmdb(tmp_path / "my data" / "hmdb", [name, other], {name: 2, other: 1}, clip=REAL_CLIPS[0])
+    plan = DATASETS.get("hmdb51")(root.as_uri()).plan("full", "split1")
+    (path,) = plan.evals[0].manifest["path"].to_pylist()
+    assert path == f"file://{root}/hmdb51_org/catch/{name}"
+    assert plan.train.manifest["path"].to_pylist() == [f"file://{root}/hmdb51_org/brush_hair/{other}"]
+    spec = ClipSpec(num_frames=8, sampler="dense", stride=4, views=1, size=32)
+    clip, _ = load_clip(path, spec, open_fn=remote.opener(path))
+    assert np.array_equal(clip, load_clip(str(REAL_CLIPS[0]), spec)[0])

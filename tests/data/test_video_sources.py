@@ -1,6 +1,7 @@
 """Each video dataset adapter on a tiny tree in its real layout, named after the shipped lists."""
 
 import os
+from urllib.parse import unquote
 
 import pytest
 
@@ -183,3 +184,96 @@ def test_missing_root_and_unknown_folder(tmp_path):
     ds = _open("ucf101", root)
     assert [(i.kind, os.path.basename(i.path)) for i in ds.issues] == [("unknown_class", "NotAClass")]
     assert ucf_class("v_HandStandPushups_g01_c01.avi") == "HandstandPushups"
+
+
+# ---------------------------------------------------------------- the same trees behind file:// URIs
+
+
+def _local(value: str) -> str:
+    """A message about a URI root as about the local one (the root is named as given, encoded)."""
+    return unquote(value.replace("file://", ""))
+
+
+def _same_through_uri(name, root, plans):
+    """The adapter on `root` and on its file:// URI: the same plans (paths differing only by the
+    scheme), notes and issues."""
+    local, uri = _open(name, root), _open(name, root.as_uri())
+    assert uri.root == root.as_uri()
+    for protocol, split in plans:
+        a, b = local.plan(protocol, split), uri.plan(protocol, split)
+        parts_a = ([a.train] if a.train else []) + a.evals
+        parts_b = ([b.train] if b.train else []) + b.evals
+        assert [p.name for p in parts_a] == [p.name for p in parts_b] and a.kind == b.kind
+        for pa, pb in zip(parts_a, parts_b):
+            paths = pb.manifest["path"].to_pylist()
+            assert paths and all(p.startswith("file:///") for p in paths), (protocol, split, pb.name)
+            assert [p.replace("file://", "") for p in paths] == pa.manifest["path"].to_pylist()
+            assert pb.manifest.drop(["path"]).equals(pa.manifest.drop(["path"])) and pb.labels == pa.labels
+        assert _local(repr(b.notes)) == repr(a.notes)
+    assert [(i.kind, _local(i.path), _local(i.reason)) for i in uri.issues] == [(i.kind, i.path, i.reason) for i in local.issues]
+    return local, uri
+
+
+def test_ucf101_through_a_uri(tmp_path):
+    names = sorted(set(list_names(B2N_UCF + "fs_base_s1_train.txt", every=200) + list_names(B2N_UCF + "novel_val.txt", every=500)
+                       + list_names("ucf_splits/val1.txt", every=1000)))
+    # the lists beside the video folder, as `--root UCF-101` finds them
+    make_ucf(tmp_path / "ucf", names, train=names[:4], test=names[4:])
+    (tmp_path / "ucf" / "UCF-101" / "NotAClass").mkdir()
+    (tmp_path / "ucf" / "UCF-101" / "NotAClass" / "v_X_g01_c01.avi").write_bytes(b"")
+    (tmp_path / "ucf" / "UCF-101" / ucf_class(names[0]) / ".hidden.avi").write_bytes(b"")
+    (tmp_path / "ucf" / "UCF-101" / ".trash").mkdir()
+    (tmp_path / "ucf" / "UCF-101" / ".trash" / names[0]).write_bytes(b"")  # would be a duplicate
+    plans = [("full", "split1"), ("base2novel", "s1"), ("zeroshot", "split1"), ("zeroshot", "full"), ("cezsar", "hard")]
+    _same_through_uri("ucf101", tmp_path / "ucf", plans)
+    local, uri = _same_through_uri("ucf101", tmp_path / "ucf" / "UCF-101", plans[:1])
+    assert uri.lists_dir == (tmp_path / "ucf" / "ucfTrainTestlist").as_uri()
+    (tmp_path / "ucf" / "ucfTrainTestlist" / "trainlist02.txt").unlink()
+    with pytest.raises(DataError, match="trainlist02"):
+        uri.plan("full", "split2")
+
+
+def test_hmdb51_through_a_uri(tmp_path):
+    spec = protocols.base2novel("hmdb51", "s1", Issues())
+    names = [e.name for part in (spec.train, *spec.evals) for e in part.entries[::150]]
+    names += [n for n in list_names("hmdb_splits/val1.txt") if set(n) & set("#[!&+ ")][::10]  # URI-unsafe names
+    tags = {n: i % 3 for i, n in enumerate(names)}
+    root = make_hmdb(tmp_path / "my data" / "hmdb", names, tags)
+    (root / "testTrainMulti_7030_splits" / "not_a_class_test_split1.txt").write_text("x.avi 1\n")
+    _same_through_uri("hmdb51", root, [("full", "split1"), ("base2novel", "s1"), ("zeroshot", "full")])
+
+
+@pytest.mark.parametrize("layout", ["split", "class"])
+def test_kinetics400_through_a_uri(tmp_path, layout):
+    _, rows = _k400_rows()
+    root = make_kinetics(tmp_path / "k400", rows, layout=layout, split_words={"val": "validate"} if layout == "class" else None)
+    _same_through_uri("kinetics400", root, [("base2novel", "s1"), ("full", "val"), ("zeroshot", "full")])
+    if layout == "class":  # without annotations: classes and splits from the folders
+        for f in (root / "annotations").iterdir():
+            f.unlink()
+        _same_through_uri("kinetics400", root, [("full", "val")])
+
+
+def test_kinetics600_through_a_uri(tmp_path):
+    spec = protocols.zeroshot("kinetics600", "split1", Issues())
+    picked = [e for e in spec.evals[0].entries if e.name.startswith("val/")][:3] + spec.evals[0].entries[:3]
+    rows = [(folder_of("kinetics600", e.cls), e.name.split("/")[-1], e.name.split("/")[0]) for e in picked]
+    _same_through_uri("kinetics600", make_kinetics(tmp_path / "k600", rows), [("zeroshot", "split1")])
+
+
+def test_ssv2_through_a_uri(tmp_path):
+    spec = protocols.base2novel("ssv2", "s1", Issues())
+    chosen = [e for part in (spec.train, *spec.evals) for e in part.entries[::500]]
+    videos = {e.name.split(".")[0]: (e.cls.replace("something", "[something]").replace("Something", "[Something]"),
+                                     "train" if i % 2 else "validation") for i, e in enumerate(chosen)}
+    _same_through_uri("ssv2", make_ssv2(tmp_path / "ssv2", videos), [("base2novel", "s1"), ("full", "val")])
+
+
+@pytest.mark.parametrize("name", ["ucf101", "hmdb51", "kinetics400", "kinetics600", "ssv2"])
+def test_a_missing_uri_root_is_the_same_error_as_a_local_one(tmp_path, name):
+    errors = []
+    for root in (str(tmp_path / "nope"), (tmp_path / "nope").as_uri()):
+        with pytest.raises(DataError, match="dataset root not found") as e:
+            DATASETS.get(name)(root)
+        errors.append(str(e.value))
+    assert len(errors[1].splitlines()) == 1 and errors[1] == errors[0].replace(str(tmp_path / "nope"), (tmp_path / "nope").as_uri())

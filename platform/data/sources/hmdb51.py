@@ -14,7 +14,7 @@ import os
 import re
 
 from zsar.data import protocols as proto
-from zsar.data.files import find_files
+from zsar.data import remote
 from zsar.data.listed import ListedDataset, folder_classes
 from zsar.errors import DataError
 from zsar.registry import register_dataset
@@ -35,11 +35,11 @@ class HMDB51(ListedDataset):
     def scan(self) -> None:
         folder_classes(self)
         self.split_files: dict[int, list] = {1: [], 2: [], 3: []}
-        for path in find_files(self.root, "*_test_split[123].txt"):
-            m = SPLIT_FILE.match(path.name)
+        for path in self.tree.find_files("*_test_split[123].txt"):
+            m = SPLIT_FILE.match(os.path.basename(path))
             cls = self.vocab.get(m["cls"])
             if cls is None:
-                self.issues.add("unknown_class", str(path), f"'{m['cls']}' is not an HMDB-51 class")
+                self.issues.add("unknown_class", path, f"'{m['cls']}' is not an HMDB-51 class")
                 continue
             self.split_files[int(m["n"])].append((cls, path))
 
@@ -56,10 +56,10 @@ class HMDB51(ListedDataset):
                 self.issues.add("missing", f"testTrainMulti_7030_splits/{cls.replace(' ', '_')}_test_split{n}.txt", "split file not found; this class has no videos in full/" + split)
         parts = {"train": [], "test": []}
         for cls, path in self.split_files[n]:
-            for i, line in enumerate(path.read_text().splitlines(), 1):
+            for i, line in enumerate(remote.read_text(path).splitlines(), 1):
                 fields = line.split()
                 if len(fields) >= 2 and fields[-1] in TAGS:
-                    parts[TAGS[fields[-1]]].append(proto.Entry(fields[0], cls, f"{path.name}:{i}"))
+                    parts[TAGS[fields[-1]]].append(proto.Entry(fields[0], cls, f"{os.path.basename(path)}:{i}"))
         classes = self.vocab.names
         return proto.ProtocolSpec(
             train=proto.PartSpec("train", classes, parts["train"]),

@@ -15,10 +15,11 @@ split1..3 (the 160-class splits; their videos come from K600's train/val/test fo
 from __future__ import annotations
 
 import csv
+import io
 import os
 
 from zsar.data import protocols as proto
-from zsar.data.files import find_files
+from zsar.data import remote
 from zsar.data.listed import ListedDataset
 from zsar.errors import DataError
 from zsar.registry import register_dataset
@@ -39,8 +40,9 @@ class Kinetics(ListedDataset):
         self.annotations: dict[str, tuple[str, str, str]] = {}  # stem -> (class, split, where)
         self.csv_files = []
         unknown: dict[str, list[str]] = {}
-        for path in find_files(self.root, "*.csv"):
-            with path.open(newline="", encoding="utf-8") as f:
+        for path in self.tree.find_files("*.csv"):
+            name = os.path.basename(path)
+            with io.StringIO(remote.read_text(path), newline="") as f:
                 reader = csv.DictReader(f)
                 if not reader.fieldnames or not COLUMNS <= set(reader.fieldnames):
                     continue
@@ -51,15 +53,15 @@ class Kinetics(ListedDataset):
                         continue  # test rows without labels cannot be used
                     cls = self.vocab.get(label)
                     if cls is None:
-                        unknown.setdefault(label, []).append(f"{path.name}:{n}")
+                        unknown.setdefault(label, []).append(f"{name}:{n}")
                         continue
                     try:
                         stem = video_stem(row["youtube_id"], row["time_start"], row["time_end"])
                     except ValueError:
                         self.issues.add("protocol", f"{path}:{n}", "time_start/time_end are not numbers")
                         continue
-                    split = SPLIT_NAMES.get((row.get("split") or "").strip().lower(), _split_from_name(path.name))
-                    self.annotations[stem] = (cls, split, f"{path.name}:{n}")
+                    split = SPLIT_NAMES.get((row.get("split") or "").strip().lower(), _split_from_name(name))
+                    self.annotations[stem] = (cls, split, f"{name}:{n}")
         for label, where in unknown.items():
             self.issues.add("unknown_class", where[0], f"'{label}' is not a {self.name} class ({len(where)} rows)")
         self._folder_class: dict[str, str | None] = {}
@@ -72,7 +74,7 @@ class Kinetics(ListedDataset):
         folder = os.path.dirname(path)
         if folder not in self._folder_class:
             self._folder_class[folder] = self.vocab.get(os.path.basename(folder))
-        parts = os.path.relpath(path, self.root).replace("\\", "/").split("/")[:-1]
+        parts = self.tree.relative(path).replace("\\", "/").split("/")[:-1]
         split = next((SPLIT_NAMES[p.lower()] for p in parts if p.lower() in SPLIT_NAMES), None)
         return self._folder_class[folder], split
 

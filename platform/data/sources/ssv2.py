@@ -15,7 +15,7 @@ import json
 import os
 
 from zsar.data import protocols as proto
-from zsar.data.files import find_files
+from zsar.data import remote
 from zsar.data.listed import ListedDataset
 from zsar.errors import DataError
 from zsar.registry import register_dataset
@@ -31,13 +31,13 @@ class SSv2(ListedDataset):
     def scan(self) -> None:
         self.annotations: dict[str, tuple[str, str, str]] = {}  # id -> (class, split, where)
         self.found = set()
-        for path in find_files(self.root, "labels.json"):
-            self.found.add(path.name)
+        for path in self.tree.find_files("labels.json"):
+            self.found.add(os.path.basename(path))
             for n, name in enumerate(self._load(path), 1):
                 if self.vocab.get(name) is None:
                     self.issues.add("unknown_class", f"{path}", f"'{name}' is not an SSv2 class")
         for filename, split in ANNOTATIONS.items():
-            for path in find_files(self.root, filename):
+            for path in self.tree.find_files(filename):
                 self.found.add(filename)
                 unknown: dict[str, int] = {}
                 for i, row in enumerate(self._load(path)):
@@ -46,14 +46,14 @@ class SSv2(ListedDataset):
                     if cls is None:
                         unknown[template] = unknown.get(template, 0) + 1
                         continue
-                    self.annotations[str(row["id"])] = (cls, split, f"{path.name}[{i}]")
+                    self.annotations[str(row["id"])] = (cls, split, f"{os.path.basename(path)}[{i}]")
                 for template, count in unknown.items():
-                    self.issues.add("unknown_class", str(path), f"template '{template}' is not an SSv2 class ({count} videos)")
+                    self.issues.add("unknown_class", path, f"template '{template}' is not an SSv2 class ({count} videos)")
 
     @staticmethod
     def _load(path):
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return json.loads(remote.read_text(path))
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: not readable JSON ({e})") from None
 

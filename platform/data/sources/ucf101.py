@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from zsar.data import protocols as proto
-from zsar.data.files import find_dir
+from zsar.data import remote
 from zsar.data.listed import ListedDataset, folder_classes
 from zsar.errors import DataError
 from zsar.registry import register_dataset
@@ -38,10 +38,10 @@ class UCF101(ListedDataset):
 
     def scan(self) -> None:
         folder_classes(self)
-        self.lists_dir = find_dir(self.root, LISTS_DIR)
-        if self.lists_dir is not None and (self.lists_dir / "classInd.txt").is_file():
-            path = self.lists_dir / "classInd.txt"
-            for n, line in enumerate(path.read_text().splitlines(), 1):
+        self.lists_dir = self.tree.find_dir(LISTS_DIR)
+        path = remote.join(self.lists_dir, "classInd.txt") if self.lists_dir else None
+        if path is not None and remote.is_file(path):
+            for n, line in enumerate(remote.read_text(path).splitlines(), 1):
                 parts = line.split()
                 if parts and self.vocab.get(parts[-1]) is None:
                     self.issues.add("unknown_class", f"{path}:{n}", f"'{parts[-1]}' is not a UCF-101 class")
@@ -50,11 +50,11 @@ class UCF101(ListedDataset):
         return self._folder_class.get(os.path.dirname(path))
 
     def _official(self, name: str) -> list[proto.Entry]:
-        path = self.lists_dir / name if self.lists_dir else None
-        if path is None or not path.is_file():
+        path = remote.join(self.lists_dir, name) if self.lists_dir else None
+        if path is None or not remote.is_file(path):
             raise DataError(f"ucf101 protocol 'full' needs {LISTS_DIR}/{name} under {self.root} (from UCF101TrainTestSplits-RecognitionTask.zip)")
         entries = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(remote.read_text(path).splitlines(), 1):
             parts = line.split()
             if not parts:
                 continue
