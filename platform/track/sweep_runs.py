@@ -110,7 +110,8 @@ class SweepRuns(ray.tune.Callback):
             return
         spec = self.spec
         cfg = spec.trial_config(trial.config)
-        index = len(self.state["trials"])
+        # creation order (trial 0 is the preset's values), not start order: concurrent trials start in either order
+        index = next((i for i, t in enumerate(trials) if t.trial_id == trial.trial_id), len(self.state["trials"]))
         name = f"{spec.name}-{index:03d}-{trial.trial_id}"
         tags = {"mlflow.runName": name, "mlflow.parentRunId": self.state["parent"], "zsar.kind": "sweep_trial",
                 "zsar.trial_id": trial.trial_id, "zsar.trial_index": str(index), "zsar.swept": ",".join(spec.space),
@@ -182,7 +183,8 @@ class SweepRuns(ray.tune.Callback):
         full = [(tid, e) for tid, e in done if e.get("epochs", 0) >= spec.max_t] or done
         sign = 1 if spec.mode == "max" else -1
         if full:
-            tid, best = max(full, key=lambda kv: sign * kv[1]["last"][spec.metric])
+            # ties (small validation sets give equal scores) go to the earliest trial
+            tid, best = max(full, key=lambda kv: (sign * kv[1]["last"][spec.metric], -kv[1].get("index", 0)))
             cfg = spec.trial_config(best["params"])
             cfg.run.name = None
             text = cfg.to_yaml()
