@@ -279,10 +279,10 @@ def _caches():
 
 
 def cmd_prepare(args):
-    from zsar.data.prepared import prepare
+    from zsar.train.inputs import prepare_clips
 
     cfg = _resolve(args)
-    done = prepare(cfg, cache_root=args.cache, rebuild=args.rebuild, log=lambda m: print(m, file=sys.stderr))
+    done = prepare_clips(cfg, cache_root=args.cache, rebuild=args.rebuild, log=lambda m: print(m, file=sys.stderr))
     for d in done:
         print(f"{d['key']}  {d['rows']:>6} videos  {len(d['failures']):>4} failed  {d['part']}")
 

@@ -78,11 +78,6 @@ class Plan:
         if leaked:
             raise DataError(f"{self.dataset}/{self.protocol}/{self.split}: unseen classes in training: {sorted(leaked)[:5]}")
 
-    def derived_metrics(self, metrics: dict) -> dict:
-        from zsar.train.metrics import derived_metrics
-
-        return derived_metrics(self.kind, [p.prefix for p in self.evals], metrics)
-
 
 class Dataset:
     """Base class of dataset adapters. Subclasses register with `@register_dataset(name)`."""

@@ -168,9 +168,7 @@ class FeatureProducer:
 
         from zsar.config import ExperimentConfig, from_dict
         from zsar.models.backbone import create_backbone
-        from zsar.registry import METHODS
-
-        import zsar.methods  # noqa: F401  (registers the methods in this worker)
+        from zsar.registry import METHODS  # its lookups import the method modules in this worker
 
         torch.set_num_threads(1)
         cfg = from_dict(ExperimentConfig, cfg_dict)

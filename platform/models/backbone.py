@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from zsar.errors import ZsarError
+from zsar.errors import ConfigError, ZsarError
 
 _configs_added = False
 
@@ -68,6 +68,18 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
         h.update(str(t.dtype).encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def image_size(name: str) -> int:
+    """The input resolution of an open_clip model config (no weights built)."""
+    import open_clip
+
+    _add_zsar_configs()
+    model_cfg = open_clip.get_model_config(name)
+    if model_cfg is None:
+        raise ConfigError(f"backbone.name: unknown backbone '{name}'")
+    size = model_cfg["vision_cfg"]["image_size"]
+    return size[0] if isinstance(size, (list, tuple)) else int(size)
 
 
 def list_backbones() -> list[str]:

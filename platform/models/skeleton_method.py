@@ -55,7 +55,7 @@ class SkeletonMethod(Method):
 
 def load_encoder(path: str) -> tuple[STGCNConfig, dict]:
     """(the ST-GCN config, its weights) from a checkpoint directory of a skeleton method."""
-    from zsar.train import checkpoint as ckpt
+    from zsar.models import checkpoint_files as ckpt
 
     if not (Path(path) / ckpt.STATE).is_file():
         raise ZsarError(f"not a zsar checkpoint (no {ckpt.STATE}): {path}")

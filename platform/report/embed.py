@@ -41,7 +41,9 @@ def checkpoint_embeddings(checkpoint_dir: str, part_name: str | None = None, max
     from zsar.models.backbone import create_backbone
     from zsar.registry import METHODS
     from zsar.train import checkpoint as ckpt
-    from zsar.train.runner import _backbone_size, build_plan, checkpoint_config
+    from zsar.train.inputs import backbone_size
+    from zsar.train.plan import build_plan
+    from zsar.train.runner import checkpoint_config
 
     checkpoint_config(checkpoint_dir)  # a clear error when it is not a checkpoint
     cfg = resolve(file=f"{checkpoint_dir}/{ckpt.CONFIG}")
@@ -60,7 +62,7 @@ def checkpoint_embeddings(checkpoint_dir: str, part_name: str | None = None, max
     method = METHODS.get(cfg.method)(cfg.method_config(), backbone, cfg)
     method.load_checkpoint_state(ckpt.load_state(checkpoint_dir)["model"])
     method.eval()
-    spec = clip_spec(cfg.data, cfg.data.size or _backbone_size(cfg), train=False)
+    spec = clip_spec(cfg.data, cfg.data.size or backbone_size(cfg), train=False)
     all_labels = np.asarray(part.manifest.column("label").to_pylist())
     rows = pick_rows(all_labels, max_videos)
     paths = part.manifest.column("path").to_pylist()

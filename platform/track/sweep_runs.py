@@ -161,9 +161,7 @@ class SweepRuns(ray.tune.Callback):
             c.set_tag(run_id, "zsar.stopped_early", str(stopped).lower())
             c.set_tag(run_id, "zsar.trial_status", "stopped by ASHA" if stopped else "completed")
         else:
-            from zsar.tune.sweep import _trial_error
-
-            error = _trial_error(trial)
+            error = trial_error(trial)
             c.set_tag(run_id, "zsar.error", error[:5000])
             c.set_tag(run_id, "zsar.trial_status", "failed")
             entry["error"] = error
@@ -272,6 +270,21 @@ def _html(name: str, png: bytes, study, metric: str) -> str:
             f"<h1>{name.replace('_', ' ')}</h1><img alt='{name}' src='data:image/png;base64,{data}'>"
             f"<table border='1'><tr><th>trial</th><th>state</th><th>{metric}</th><th>params</th></tr>{rows}</table>"
             "</body></html>")
+
+
+def trial_error(trial) -> str:
+    text = ""
+    try:  # the local copy first: the one in storage may not be synced yet
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text()
+        else:
+            text = str(trial.get_error() or "")
+    except Exception:  # noqa: BLE001 - the message is best effort
+        pass
+    text = text or "error (no message recorded)"
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    causes = [line for line in lines if "Error:" in line and not line.startswith(" ")]
+    return (causes[-1] if causes else lines[-1] if lines else text)[:500]
 
 
 def _finite(v) -> bool:

@@ -10,17 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-STATE = "state.pt"
-CONFIG = "config.yaml"
-METRICS = "metrics.json"
-MANIFEST = "manifest.json"  # written last: file sizes, so a partial copy is recognised
-TRAINED_CLASSES = "trained_classes.json"  # every class name the weights were trained on, stages before included
+from zsar.models.checkpoint_files import (  # noqa: F401 - the checkpoint's files, re-exported for readers
+    CONFIG,
+    MANIFEST,
+    METRICS,
+    STATE,
+    TRAINED_CLASSES,
+    inherited_classes,
+    load_state,
+    read_config,
+    trained_classes,
+)
 
 
 def save(path, method, optimizer, scheduler, epoch: int, cfg, metrics: dict, fingerprint: str,
-         trained_classes: list[str] | None = None) -> None:
+         classes: list[str] | None = None) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     torch.save(
@@ -36,24 +41,8 @@ def save(path, method, optimizer, scheduler, epoch: int, cfg, metrics: dict, fin
     )
     (path / CONFIG).write_text(cfg.to_yaml())
     (path / METRICS).write_text(json.dumps(metrics, indent=1, sort_keys=True))
-    if trained_classes is not None:
-        (path / TRAINED_CLASSES).write_text(json.dumps(sorted(trained_classes), indent=0))
-
-
-def trained_classes(path) -> list[str] | None:
-    """The class names a checkpoint's weights were trained on; None if it does not record them."""
-    try:
-        return json.loads((Path(path) / TRAINED_CLASSES).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def inherited_classes(paths) -> list[str] | None:
-    """The union of what the checkpoints in `paths` (None entries ignored) were trained on."""
-    found = [trained_classes(p) for p in paths if p]
-    if not any(f is not None for f in found):
-        return None
-    return sorted({c for f in found if f for c in f})
+    if classes is not None:
+        (path / TRAINED_CLASSES).write_text(json.dumps(sorted(classes), indent=0))
 
 
 def seal(path) -> None:
@@ -91,10 +80,6 @@ def latest_complete(run_dir) -> tuple[str | None, int]:
             if epoch > best_epoch:
                 best, best_epoch = str(candidate), epoch
     return best, best_epoch
-
-
-def load_state(path) -> dict:
-    return torch.load(Path(path) / STATE, map_location="cpu", weights_only=False)
 
 
 def restore(path, method, optimizer, scheduler, fingerprint: str) -> int:
@@ -146,7 +131,3 @@ def write_eval_tables(path, results: dict, failures: list[dict]) -> None:
                 if key not in seen:
                     seen.add(key)
                     w.writerow(row)
-
-
-def read_config(path) -> dict:
-    return yaml.safe_load((Path(path) / CONFIG).read_text())

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from zsar.train.batches import failed_rows
+from zsar.train.dist import gather_objects
 from zsar.train.metrics import fuse_views, part_metrics, per_class_accuracy
 
 
@@ -33,8 +35,6 @@ class EvalResult:
 @torch.no_grad()
 def score_batches(method, batches, labels, view_fusion, device, autocast):
     """Scores of every decoded row of `batches`: (indices, labels, scores [n, C], failures)."""
-    from zsar.train.loop import failed_rows
-
     class_emb = method.class_embeddings(labels).to(device)
     idx_out, lab_out, score_out, failures = [], [], [], []
     for batch in batches:
@@ -56,10 +56,8 @@ def score_batches(method, batches, labels, view_fusion, device, autocast):
 
 
 def evaluate_part(method, batches_fn, part, cfg, device, autocast, ctx) -> EvalResult:
-    from zsar.train.loop import _gather
-
     local = score_batches(method, batches_fn(cfg.optim.eval_batch_size), part.labels, cfg.data.view_fusion, device, autocast)
-    gathered = _gather(local, ctx)
+    gathered = gather_objects(local, ctx)
     indices = np.concatenate([g[0] for g in gathered])
     labels = np.concatenate([g[1] for g in gathered])
     scores = np.concatenate([g[2] for g in gathered])

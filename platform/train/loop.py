@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,6 +30,9 @@ from zsar.registry import METHODS
 from zsar.train import checkpoint as ckpt
 from zsar.train.evaluate import evaluate_part
 from zsar.train.metrics import derived_metrics
+from zsar.log import log
+from zsar.train.batches import failed_rows, fill_failed
+from zsar.train.dist import WorkerContext, all_reduce_sum, gather_objects
 from zsar.train.reporter import Reporter
 
 
@@ -66,21 +68,6 @@ class LoopData:
     evals: dict[str, Callable[[int], Iterable[dict]]]
 
 
-@dataclass
-class WorkerContext:
-    rank: int = 0
-    world_size: int = 1
-    device: str = "cpu"
-    local_rank: int = 0
-
-
-def log(msg: str, ctx: WorkerContext | None = None) -> None:
-    # sys.stderr.write, not print: Ray Train patches print in workers and would echo it twice.
-    if ctx is None or ctx.rank == 0:
-        sys.stderr.write(f"[zsar] {msg}\n")
-        sys.stderr.flush()
-
-
 def set_threads(cfg: ExperimentConfig) -> int:
     threads = cfg.resources.torch_threads or max(1, (os.cpu_count() or 1) // max(cfg.resources.workers, 1))
     torch.set_num_threads(threads)
@@ -94,39 +81,6 @@ def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> 
         return 1.0
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _all_reduce_sum(values: list[float], ctx: WorkerContext) -> list[float]:
-    if ctx.world_size == 1 or not dist.is_initialized():
-        return values
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def _gather(obj, ctx: WorkerContext) -> list:
-    if ctx.world_size == 1 or not dist.is_initialized():
-        return [obj]
-    out = [None] * ctx.world_size
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def failed_rows(batch: dict) -> list[dict]:
-    return [{"path": str(p), "error": str(e)} for p, e, ok in zip(batch["path"], batch["error"], batch["ok"]) if not ok]
-
-
-def _fill_failed(batch: dict, last_good: dict | None) -> dict | None:
-    """Replace failed rows by valid rows of the same batch, so every rank keeps the same batch
-    size and step count (DDP lockstep). None when nothing usable was decoded yet."""
-    ok = batch["ok"]
-    if ok.all():
-        return batch
-    good = np.flatnonzero(ok)
-    if good.size == 0:
-        return last_good
-    take = np.where(ok, np.arange(ok.size), good[np.arange(ok.size) % good.size])
-    return {k: v[take] for k, v in batch.items()}
 
 
 def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter, ctx: WorkerContext,
@@ -209,7 +163,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
             last_good = None
             for raw in data.train(per_worker_batch):
                 epoch_failures += failed_rows(raw)
-                batch = _fill_failed(raw, last_good)
+                batch = fill_failed(raw, last_good)
                 if batch is None:
                     continue
                 last_good = batch
@@ -232,7 +186,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
                     last_print = time.time()
                     log(f"epoch {epoch + 1}/{epochs} step {steps}/{steps_per_epoch} loss {float(loss.detach()):.4f} "
                         f"({samples * ctx.world_size / (time.time() - t0):.1f} clips/s)", ctx)
-            totals = _all_reduce_sum([float(samples), float(steps)] + [sums.get(k, 0.0) for k in sorted(sums)], ctx)
+            totals = all_reduce_sum([float(samples), float(steps)] + [sums.get(k, 0.0) for k in sorted(sums)], ctx)
             metrics["train/samples"] = totals[0]
             metrics["train/samples_per_step"] = totals[0] / max(totals[1] / ctx.world_size, 1)
             for k, total in zip(sorted(sums), totals[2:]):
@@ -240,7 +194,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
             metrics["lr"] = scheduler.get_last_lr()[0]
             metrics["train/steps"] = float(steps)
             metrics["time/train_s"] = time.time() - t0
-            failures_seen += [f for chunk in _gather(epoch_failures, ctx) for f in chunk]
+            failures_seen += [f for chunk in gather_objects(epoch_failures, ctx) for f in chunk]
             _check_failures(failures_seen, info.train.num_rows * (epoch + 1 - start_epoch), cfg.data.max_failure_fraction)
 
         t_train = time.time() - t_epoch
@@ -282,51 +236,6 @@ def _check_failures(failures: list[dict], rows: int, max_fraction: float) -> Non
             f"{len(failures)} of {rows} videos could not be decoded (more than data.max_failure_fraction="
             f"{max_fraction}); first: {first}"
         )
-
-
-def train_func_per_worker(config: dict) -> None:
-    """Ray Train entry point: one call per worker."""
-    import ray.train
-
-    from zsar.train.reporter import TrainReporter
-
-    _quiet_ray_train_reports()
-    context = ray.train.get_context()
-    use_gpu = config["cfg"]["resources"]["gpu"] and torch.cuda.is_available()
-    local_rank = context.get_local_rank()
-    if use_gpu:
-        torch.cuda.set_device(local_rank)
-    ctx = WorkerContext(
-        rank=context.get_world_rank(),
-        world_size=context.get_world_size(),
-        device=f"cuda:{local_rank}" if use_gpu else "cpu",
-        local_rank=local_rank,
-    )
-
-    def shard_batches(name: str, train: bool):
-        shard = ray.train.get_dataset_shard(name)
-        return lambda bs: shard.iter_batches(
-            batch_size=bs, batch_format="numpy", drop_last=train, prefetch_batches=2,
-            local_shuffle_buffer_size=4 * bs if train else None,
-        )
-
-    info: PlanInfo = config["info"]
-    names = config["dataset_names"]
-    data = LoopData(
-        train=shard_batches("train", True) if config["has_train"] else None,
-        evals={p.name: shard_batches(names[p.name], False) for p in info.evals},
-    )
-    run_loop(config["cfg"], info, data, TrainReporter(), ctx, resume_from=config.get("resume_from"))
-
-
-def _quiet_ray_train_reports() -> None:
-    """Ray Train logs every report at INFO under a logger named after its own file, which
-    LoggingConfig does not reach; zsar prints its own per-epoch lines instead."""
-    import logging
-
-    from ray.train.v2._internal.execution import context as train_context
-
-    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
 
 
 def plan_info(plan, primary_metric: str) -> PlanInfo:

@@ -28,7 +28,6 @@ points_to_evaluate: [{delta: 0.9}]   # after the preset's own values, which are 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
@@ -315,7 +314,8 @@ def _points(where: str, spec: SweepSpec, base: ExperimentConfig, extra: list) ->
 def produced_metrics(cfg: ExperimentConfig) -> set[str]:
     """Metric names a run of `cfg` reports: from its plan when the data is at hand, else from the
     protocol's shape (a spec is checked on machines without the dataset)."""
-    from zsar.train.runner import build_plan
+    from zsar.train.metrics import derived_metrics
+    from zsar.train.plan import build_plan
 
     plan = None
     if cfg.root is not None:  # without a root (a shipped spec, the demo), from the protocol alone
@@ -330,7 +330,7 @@ def produced_metrics(cfg: ExperimentConfig) -> set[str]:
             if p.seen is not None:
                 names |= {f"{p.prefix}seen", f"{p.prefix}unseen", f"{p.prefix}h"}
         probe = {n: 1.0 for n in names}
-        return names | set(plan.derived_metrics(probe))
+        return names | set(derived_metrics(plan.kind, [p.prefix for p in plan.evals], probe))
     names = set()
     if cfg.protocol == "base2novel":
         names |= {"base_top1", "base_top5", "novel_top1", "novel_top5", "hm"}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zsar.errors import ConfigError, ZsarError
+from zsar.track.sweep_runs import trial_error
 from zsar.tune.spec import SweepSpec, load_spec
 
 TUNE_KEYS = {"timestamp", "time_this_iter_s", "time_total_s", "pid", "training_iteration", "iterations_since_restore",
@@ -100,9 +101,10 @@ def trial_main(config: dict, *, spec: SweepSpec, plan, info, datasets) -> None:
     """One Tune trial: the spec's config with `config` (sampled values) trained and evaluated."""
     import ray.tune
 
+    from zsar.train.inputs import build_datasets, driver_loop_data
+    from zsar.train.launch import run_with_ray_train
     from zsar.train.loop import WorkerContext, run_loop
     from zsar.train.reporter import TuneReporter
-    from zsar.train.runner import _datasets, driver_loop_data, run_with_ray_train
 
     from ray.data import DataContext
 
@@ -115,7 +117,7 @@ def trial_main(config: dict, *, spec: SweepSpec, plan, info, datasets) -> None:
     data_ctx.print_on_execution_start = False
     cfg = spec.trial_config(config)
     if datasets is None:  # the space changes decoding: this trial's own datasets
-        datasets, _ = _datasets(cfg, plan)
+        datasets, _ = build_datasets(cfg, plan)
     if cfg.resources.workers == 0:
         run_loop(cfg.to_dict(), info, driver_loop_data(datasets, info, cfg.seed), FiniteReporter(TuneReporter(), spec.metric),
                  WorkerContext())
@@ -129,9 +131,9 @@ def trial_main(config: dict, *, spec: SweepSpec, plan, info, datasets) -> None:
 
 def _shared_datasets(cfg, plan) -> dict:
     """Datasets decoded once for every trial: fixed clips materialised, augmented ones lazy."""
-    from zsar.train.runner import _datasets
+    from zsar.train.inputs import build_datasets
 
-    datasets, _ = _datasets(cfg, plan)
+    datasets, _ = build_datasets(cfg, plan)
     out = {}
     for name, ds in datasets.items():
         fixed = not (name == "train" and cfg.data.augment)
@@ -154,29 +156,14 @@ class TrialLines:
                 sys.stderr.write(f"[zsar] trial {trial.trial_id} finished ({done}/{len(trials)}): {metric}="
                                  f"{_short(value)} after {result.get('training_iteration', 0)} epoch(s); {params}\n")
 
-            def on_trial_error(self, iteration, trials, trial, **info):
-                sys.stderr.write(f"[zsar] trial {trial.trial_id} FAILED: {_trial_error(trial)}\n")
+            def ontrial_error(self, iteration, trials, trial, **info):
+                sys.stderr.write(f"[zsar] trial {trial.trial_id} FAILED: {trial_error(trial)}\n")
 
         return _Lines()
 
 
 def _short(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _trial_error(trial) -> str:
-    text = ""
-    try:  # the local copy first: the one in storage may not be synced yet
-        if trial.error_file and Path(trial.error_file).is_file():
-            text = Path(trial.error_file).read_text()
-        else:
-            text = str(trial.get_error() or "")
-    except Exception:  # noqa: BLE001 - the message is best effort
-        pass
-    text = text or "error (no message recorded)"
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    causes = [line for line in lines if "Error:" in line and not line.startswith(" ")]
-    return (causes[-1] if causes else lines[-1] if lines else text)[:500]
 
 
 def experiment_path(spec: SweepSpec, storage: str | None) -> tuple[str, str]:
@@ -199,13 +186,13 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
     from zsar.ray_runtime import init_ray
     from zsar.track import mlflow_log as track
     from zsar.track.sweep_runs import SweepRuns
-    from zsar.train.loop import log, plan_info
-    from zsar.train.runner import build_plan, restrict_to_trained_classes, validate
+    from zsar.log import log
+    from zsar.train.loop import plan_info
+    from zsar.train.plan import checked_plan
 
     spec = load_spec(spec_path, trials=trials, root=root)
     base = spec.base_config()
-    plan = restrict_to_trained_classes(base, build_plan(base, base.split))
-    validate(base, plan)
+    plan = checked_plan(base, base.split)
     init_ray(address)
     check_resources(spec)
     storage_root, path = experiment_path(spec, storage)

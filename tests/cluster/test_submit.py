@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from zsar.cluster import submit
-from zsar.cluster.workers import attempts, read_records, scaling_kwargs, write_record
+from zsar.train.workers import attempts, read_records, scaling_kwargs, write_record
 from zsar.config import resolve
 from zsar.errors import ConfigError
 

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from conftest import REPO, run_cli
 from local_cluster import start_cluster
 from local_processes import start_mlflow, stop_group, wait_mlflow
-from zsar.cluster.workers import attempts, read_records
+from zsar.train.workers import attempts, read_records
 from zsar.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.integration

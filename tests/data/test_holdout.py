@@ -44,7 +44,7 @@ def test_seeded():
 
 
 def test_val_hm_is_the_primary_metric_and_test_leaves_the_plan():
-    from zsar.train.runner import primary_metric
+    from zsar.train.plan import primary_metric
 
     assert primary_metric(apply_selection(_plan(), "val", 0)) == "val_hm"
     plan = apply_selection(_plan(), "test", 0)

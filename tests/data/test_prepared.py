@@ -111,7 +111,8 @@ def test_zsar_prepare_then_a_run_reads_the_clips_and_not_after_a_setting_changes
 
     from zsar.cli import main
     from zsar.config import resolve
-    from zsar.train import runner
+    from zsar.train.inputs import build_datasets
+    from zsar.train.plan import build_plan
 
     for cls, p in (("wrestling", REAL_CLIPS[1]), ("sports", REAL_CLIPS[2])):
         (tmp_path / "tree" / cls).mkdir(parents=True)
@@ -128,14 +129,14 @@ def test_zsar_prepare_then_a_run_reads_the_clips_and_not_after_a_setting_changes
                   "feature_cache": False, "prepared_cache": f"file://{cache}"},
                   "backbone": {"name": "zsar-tiny", "pretrained": None}, "split": "all"},
                   dataset="folder", protocol="full")
-    plan = runner.build_plan(cfg, "all")
-    datasets, _ = runner._datasets(cfg, plan)
+    plan = build_plan(cfg, "all")
+    datasets, _ = build_datasets(cfg, plan)
     assert "prepared clips" in capsys.readouterr().err
     got = rows(datasets["eval/test"])
     assert len(got) == 2 and all(r["ok"] for r in got.values()) and got[0]["video"].shape[-4:] == (2, 16, 16, 3)
 
     changed = cfg.__class__(**{**cfg.__dict__, "data": dataclasses.replace(cfg.data, num_frames=3)})
-    runner._datasets(changed, plan)
+    build_datasets(changed, plan)
     assert "exist with other settings, not used" in capsys.readouterr().err
 
 

@@ -14,7 +14,7 @@ from zsar.data.zsl import Sample, skeleton_labels, split_table, unseen_of, zsl_p
 from zsar.errors import DataError
 from zsar.models.text import LabelSet
 from zsar.train import checkpoint as ckpt
-from zsar.train.runner import check_no_unseen_in_checkpoints
+from zsar.train.plan import check_no_unseen_in_checkpoints
 
 TRAIN_SUBJECTS = (1, 2, 4)  # in NTU's cross-subject training list
 TEST_SUBJECTS = (3, 6)

@@ -239,7 +239,7 @@ def test_concat_mode_widens_the_projection():
 
 # ---------------------------------------------------------------------- zero-shot hygiene
 def test_no_unseen_class_name_reaches_training(session_home):
-    from zsar.train.runner import build_plan
+    from zsar.train.plan import build_plan
 
     cfg = resolve(method="scople", dataset="demo_skeleton", protocol="gzsl")
     plan = build_plan(cfg, "demo")

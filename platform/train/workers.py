@@ -67,17 +67,3 @@ def read_records(run_dir: str | os.PathLike) -> list[dict]:
 
 def attempts(records: list[dict]) -> int:
     return sum(1 for r in records if r["rank"] == 0)
-
-
-def train_func(config: dict) -> None:
-    """Ray Train entry point: record where this worker runs, then run the training loop."""
-    import ray
-    import ray.train
-
-    from zsar.train.loop import train_func_per_worker
-
-    if config.get("run_dir"):
-        context = ray.train.get_context()
-        write_record(config["run_dir"], context.get_world_rank(), context.get_world_size(),
-                     ray.get_runtime_context().get_node_id())
-    train_func_per_worker(config)
