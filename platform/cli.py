@@ -110,6 +110,11 @@ def _add_sweep_commands(sub) -> None:
     p.add_argument("--storage", help="Tune storage: a local folder (default ZSAR_HOME/sweeps), s3://, gs:// or a shared path")
     p.add_argument("--root", help="dataset root (overrides the spec's)")
 
+    p = sub.add_parser("rerun", help="train a logged run again from its own config; print logged vs new metrics")
+    p.add_argument("run_id", metavar="RUN_ID", help="an MLflow run id (a plain run or a sweep trial)")
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="exit 1 when a metric differs by more than this (default 1e-3 points)")
+
     p = sub.add_parser("best", help="the best runs of a method on a dataset (sweeps and plain runs), and their config")
     p.add_argument("--method", required=True)
     p.add_argument("--dataset", required=True)
@@ -215,9 +220,11 @@ def _print_result(result):
 
 
 def cmd_train(args):
+    from zsar.track.provenance import read_header
     from zsar.train.runner import run
 
-    _print_result(run(_resolve(args), dry_run=args.dry_run))
+    expected = read_header(open(args.config).read()) if args.config and os.path.isfile(args.config) else None
+    _print_result(run(_resolve(args), dry_run=args.dry_run, expected_record=expected))
 
 
 def cmd_eval(args):
@@ -366,6 +373,17 @@ def cmd_sweep(args):
                       "metric": result.metric, "best": result.best_metric, "best_params": result.best_params}, indent=1))
 
 
+def cmd_rerun(args):
+    from zsar.train.rerun import rerun
+
+    comparison = rerun(args.run_id)
+    print(json.dumps(comparison.as_dict(), indent=1))
+    largest = comparison.largest
+    if largest is not None:
+        print(f"[zsar] largest difference: {largest[0]} {largest[1]:.3g} (tolerance {args.tolerance:g})", file=sys.stderr)
+    return 1 if largest is not None and largest[1] > args.tolerance else 0
+
+
 def cmd_best(args):
     from zsar.track.best import print_table, rank_runs, write_best
 
@@ -407,6 +425,7 @@ COMMANDS = {
     ("cache", "rm"): cmd_cache_rm,
     ("sweep",): cmd_sweep,
     ("best",): cmd_best,
+    ("rerun",): cmd_rerun,
     ("submit",): cmd_submit,
     ("jobs",): cmd_jobs,
     ("ui",): cmd_ui,

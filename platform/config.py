@@ -108,6 +108,8 @@ class RunConfig:
     checkpoints_to_keep: int = F(2, ge=1)
     init_from: Optional[str] = F(None, help="start from the weights of this checkpoint directory (zsar eval --checkpoint)")
     max_failures: int = F(0, ge=-1, help="restart the workers from the last checkpoint after this many failures (-1: always)")
+    deterministic: bool = F(False, help="torch.use_deterministic_algorithms(True): GPU kernels without atomic-add "
+                                        "races (slower; CPU training is reproducible without it)")
 
 
 @dataclass

@@ -66,7 +66,10 @@ def ray_session(session_home):
     from zsar.ray_runtime import init_ray
 
     init_ray(num_cpus=4)
+    # `zsar` subprocesses of the tests join this cluster (run_cli) instead of starting their own
+    os.environ["ZSAR_TEST_RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     yield
+    os.environ.pop("ZSAR_TEST_RAY_ADDRESS", None)
     ray.shutdown()
 
 
@@ -79,7 +82,21 @@ def artifacts_dir() -> Path:
 def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None, timeout: int = 600):
     """Run the installed `zsar` command as a user would."""
     import subprocess
+
+    return subprocess.run(zsar_command(*args), capture_output=True, text=True, env=cli_env(env), cwd=cwd, timeout=timeout)
+
+
+def zsar_command(*args: str) -> list[str]:
     import sys
 
     exe = shutil.which("zsar") or str(Path(sys.executable).with_name("zsar"))
-    return subprocess.run([exe, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
+    return [exe, *args]
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    """The environment of a `zsar` subprocess: this one's, joined to the session's Ray cluster when
+    a test holds `ray_session` (no second cluster to start)."""
+    env = dict(os.environ)
+    if os.environ.get("ZSAR_TEST_RAY_ADDRESS"):
+        env["RAY_ADDRESS"] = os.environ["ZSAR_TEST_RAY_ADDRESS"]
+    return {**env, **(extra or {})}

@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from zsar.errors import ConfigError, ZsarError
+from zsar.track.mlflow_log import git_commit
 
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI",)
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -147,6 +148,7 @@ def submit(command: list[str], *, addr: str | None = None, runtime_env_file: str
     entry = entrypoint(command)
     base = load_runtime_env(runtime_env_file)
     env = parse_env(list(env_items))
+    env.setdefault("ZSAR_GIT_COMMIT", git_commit())  # the cluster has no .git: runs record the commit sent
     jobs = client(addr)
     with tempfile.TemporaryDirectory(prefix="zsar-submit-") as tmp:
         wheel = build_wheel(Path(tmp) / "wheel")

@@ -85,6 +85,12 @@ def read_manifest(path, fs=None) -> dict | None:
         return None
 
 
+def entry_bytes(path, fs=None) -> int:
+    """The bytes of an entry's shards, from its manifest (0 when it has none)."""
+    manifest = read_manifest(path, fs) or {}
+    return sum(int(meta.get("bytes", 0)) for meta in manifest.get("files", {}).values())
+
+
 def check_entry(path, expected_rows: int | None = None, fs=None, checksums: bool = True) -> str | None:
     """None when `path` (on `fs`, local by default) is a complete cache entry; else what is wrong
     with it. checksums=False checks sizes and row counts only (entries of decoded clips are large)."""
@@ -140,7 +146,7 @@ def publish(tmp, final, key: str, what: str, fs=None, **extra) -> None:
         fs.delete_dir(str(tmp))
 
 
-def _count_hit(path, fs=None) -> None:
+def count_hit(path, fs=None) -> None:
     fs = _local(fs)
     stats = entry_stats(path, fs)
     stats["hits"] = stats.get("hits", 0) + 1
@@ -288,7 +294,7 @@ class FeatureCache(EntryStore):
                 raise RuntimeError(f"feature cache {key} failed its check right after it was written: {problem}")
             log(f"feature cache {key}: encoded {encoded} clips ({what}) in {time.time() - t0:.1f}s")
         else:
-            _count_hit(final)
+            count_hit(final)
             log(f"feature cache {key}: hit, {expected_rows} rows ({what})")
         ds = ray.data.read_parquet(str(final), file_extensions=["parquet"])
         return ds, CacheUse(key, hit, encoded, time.time() - t0, str(final))

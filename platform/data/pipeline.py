@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pyarrow as pa
 
+from zsar.data.order import row_rng
 from zsar.data.remote import opener
 from zsar.data.video import ClipSpec, load_clip
 
@@ -38,13 +39,13 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {first}"[:300]
 
 
-def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed: int | None = None) -> dict:
+def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed_key: list[int]) -> dict:
     """The never-raise part of every decode UDF: `load(i, rng) -> (array, short)` for each row i
     of `batch`; a row whose load raises keeps its place with ok=False, zeros and the reason in
     `error`, so one bad file never costs the good files of its batch or block.
 
-    The random generator of row i is seeded by (seed, index) when `seed` is given (fixed views),
-    and fresh otherwise (training clips drawn anew every epoch).
+    Row i draws from `order.row_rng(seed_key, index_i)`: its clip depends on (seed, epoch, manifest
+    index) only, whichever task decodes it and in whatever order.
     """
     n = len(batch["path"])
     out = np.zeros((n,) + tuple(shape), dtype=dtype)
@@ -52,7 +53,7 @@ def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed: int | No
     short = np.zeros(n, dtype=bool)
     errors = np.full(n, "", dtype=object)
     for i in range(n):
-        rng = np.random.default_rng(None if seed is None else [seed, int(batch["index"][i])])
+        rng = row_rng(seed_key, int(batch["index"][i]))
         try:
             out[i], short[i] = load(i, rng)
             ok[i] = True
@@ -69,7 +70,7 @@ def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed: int | No
     }
 
 
-def decode_batch(batch: dict, spec: dict, seed: int | None = None) -> dict:
+def decode_batch(batch: dict, spec: dict, seed_key: list[int]) -> dict:
     """Ray Data UDF: decode every row's video (local path or URI); never raises for a bad file."""
     spec = ClipSpec(**spec)
     shape = (spec.num_views, spec.num_frames, spec.size, spec.size, 3)
@@ -78,7 +79,7 @@ def decode_batch(batch: dict, spec: dict, seed: int | None = None) -> dict:
         path = str(batch["path"][i])
         return load_clip(path, spec, rng, open_fn=opener(path))
 
-    return decode_rows(batch, "video", shape, np.uint8, load, seed)
+    return decode_rows(batch, "video", shape, np.uint8, load, seed_key)
 
 
 IN_MEMORY_LIMIT = 1 << 30  # decoded clips of deterministic sets up to 1 GiB are kept across epochs
@@ -115,31 +116,26 @@ def guided_block_sizes(rows: int, tasks: int, batch: int) -> list[int]:
     return sizes
 
 
-def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool, seed: int | None = None,
-                    decode=decode_batch, row_bytes: int | None = None, columns=("path", "label", "index")):
-    """A Ray Dataset of decoded clips for `manifest` (see the module docstring).
+def decoded_dataset(manifest: pa.Table, spec, data_cfg, *, seed_key: list[int], decode=decode_batch,
+                    row_bytes: int | None = None, columns=("path", "label", "index")):
+    """A lazy Ray Dataset of `manifest`'s rows decoded in the manifest's order (see the module
+    docstring); each row's draws come from (seed_key, its index).
 
-    Clips without per-epoch randomness (evaluation views, training without augmentation) are the
-    same every epoch: when they fit in IN_MEMORY_LIMIT they are decoded once and materialised in
-    the object store; otherwise (and for augmented training) the dataset stays lazy and streams.
     Other modalities pass their own `decode` UDF (same contract as `decode_batch`: `spec` as a dict,
     failed rows kept with ok=False), the decoded size of one row, and the manifest `columns` it reads.
     """
     import ray.data
 
+    ordered_execution()
     table = manifest.select(list(columns))
-    if train:
-        # Manifests are grouped by class: mix the rows once, and the blocks' order every epoch.
-        order = np.random.default_rng(seed or 0).permutation(table.num_rows)
-        table = table.take(pa.array(order))
     sizes = guided_block_sizes(table.num_rows, data_cfg.decode_tasks, data_cfg.decode_batch)
     starts = np.cumsum([0] + sizes[:-1])
     ds = ray.data.from_arrow([table.slice(int(a), k) for a, k in zip(starts, sizes)] or [table])
     row_bytes = clip_bytes(spec) if row_bytes is None else row_bytes
     held = spec.num_frames * spec.views if isinstance(spec, ClipSpec) else 0
-    ds = ds.map_batches(
+    return ds.map_batches(
         decode,
-        fn_kwargs={"spec": dataclasses.asdict(spec), "seed": None if train else seed},
+        fn_kwargs={"spec": dataclasses.asdict(spec), "seed_key": list(seed_key)},
         batch_size=data_cfg.decode_batch,
         batch_format="numpy",
         compute=ray.data.TaskPoolStrategy(size=data_cfg.decode_tasks),
@@ -147,6 +143,11 @@ def decoded_dataset(manifest: pa.Table, spec: ClipSpec, data_cfg, *, train: bool
         memory=task_memory(row_bytes, data_cfg.decode_batch, held),
         zero_copy_batch=True,
     )
-    if not spec.train and manifest.num_rows * row_bytes <= IN_MEMORY_LIMIT:
-        ds = ds.materialize()
-    return ds.randomize_block_order(seed=seed) if train else ds  # seeded: a config trains the same way again
+
+
+def ordered_execution() -> None:
+    """Ray Data in this process yields rows in their input order (blocks that finish early wait),
+    so what a consumer reads never depends on which task finished first."""
+    from ray.data import DataContext
+
+    DataContext.get_current().execution_options.preserve_order = True

@@ -25,7 +25,8 @@ import uuid
 import numpy as np
 
 from zsar.data import features, remote
-from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset
+from zsar.data.order import row_rng, seed_key
+from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset, ordered_execution
 from zsar.data.video import ClipSpec, load_clip, spec_key
 
 FORMAT_VERSION = 1
@@ -58,14 +59,14 @@ def manifest_digest(manifest) -> str:
     return h.hexdigest()[:16]
 
 
-def decode_prepared(batch: dict, spec: dict, seed: int | None = None, clips: int = 1, draw_seed: int | None = None) -> dict:
+def decode_prepared(batch: dict, spec: dict, seed_key: list[int], clips: int = 1) -> dict:
     """Ray Data UDF (the contract of `pipeline.decode_batch`): a training row gets `clips` random
-    clips, drawn reproducibly from (draw_seed, index); other rows their fixed views."""
+    clips, drawn reproducibly from (seed_key, index); other rows their fixed views."""
     from zsar.data.pipeline import decode_batch
 
     clip_spec = ClipSpec(**spec)
     if not clip_spec.train:
-        return decode_batch(batch, spec, seed)
+        return decode_batch(batch, spec, seed_key)
     shape = (clips, 1, clip_spec.num_frames, clip_spec.size, clip_spec.size, 3)
 
     def load(i, rng):
@@ -73,15 +74,15 @@ def decode_prepared(batch: dict, spec: dict, seed: int | None = None, clips: int
         made = [load_clip(path, clip_spec, rng, open_fn=remote.opener(path)) for _ in range(clips)]
         return np.stack([m[0] for m in made]), made[0][1]
 
-    return decode_rows(batch, "video", shape, np.uint8, load, draw_seed)
+    return decode_rows(batch, "video", shape, np.uint8, load, seed_key)
 
 
-def pick_clip(batch: dict) -> dict:
-    """Ray Data UDF at read time: one of the K stored clips of each training row, at random."""
+def pick_clip(batch: dict, seed_key: list[int]) -> dict:
+    """One of the K stored clips of each training row: row i takes clip
+    `row_rng(seed_key, index_i).integers(K)` (seed_key = the run's seed and the epoch)."""
     video = batch["video"]
-    rng = np.random.default_rng()
-    batch["video"] = video[np.arange(len(video)), rng.integers(0, video.shape[1], size=len(video))]
-    return batch
+    choice = [int(row_rng(seed_key, int(i)).integers(0, video.shape[1])) for i in batch["index"]]
+    return {**batch, "video": video[np.arange(len(video)), choice]}
 
 
 def _differences(old: dict, new: dict) -> str:
@@ -119,16 +120,15 @@ class PreparedCache(features.EntryStore):
             except OSError:
                 pass
 
-    def read(self, key: str, train: bool):
-        """The entry as a Ray Dataset of the decode UDF's columns (one clip per training row)."""
+    def read(self, key: str):
+        """The entry as a lazy Ray Dataset of the decode UDF's columns (training rows hold their
+        K clips: `pick_clip` chooses one per epoch)."""
         import ray.data
 
+        ordered_execution()
         ds = ray.data.read_parquet(self.path(key), filesystem=self.fs, file_extensions=["parquet"])
-        ds = ds.select_columns(COLUMNS)
-        if train:
-            ds = ds.map_batches(pick_clip, batch_format="numpy").randomize_block_order()
-        features._count_hit(self.path(key), self.fs)
-        return ds
+        features.count_hit(self.path(key), self.fs)
+        return ds.select_columns(COLUMNS)
 
     def failures(self, key: str) -> list[dict]:
         """path and error of every failed row of an entry (read without the clips)."""
@@ -166,7 +166,7 @@ def prepared_dataset(cache: PreparedCache, manifest, spec: ClipSpec, *, train: b
     problem = cache.problem(key, manifest.num_rows)
     if problem is None:
         log(f"prepared clips {key}: {manifest.num_rows} videos{f' ({part})' if part else ''} from {cache.root}")
-        return cache.read(key, train)
+        return cache.read(key)
     if cache.fs.get_file_info(cache.path(key)).type.name != "NotFound":
         log(f"prepared clips {key}{f' ({part})' if part else ''}: {problem}; not used (zsar prepare rebuilds it)")
     elif part is not None:
@@ -188,8 +188,8 @@ def prepare_part(cache: PreparedCache, manifest, spec: ClipSpec, data_cfg, *, tr
         log(f"prepared clips {key}: {problem or 'rebuild asked'}; rebuilding them")
         cache.fs.delete_dir(cache.path(key))
     k = draws(spec, clips)
-    decode = functools.partial(decode_prepared, clips=k, draw_seed=seed)
-    ds = decoded_dataset(manifest, spec, data_cfg, train=train, seed=seed, decode=decode,
+    decode = functools.partial(decode_prepared, clips=k)
+    ds = decoded_dataset(manifest, spec, data_cfg, seed_key=seed_key(seed or 0, None), decode=decode,
                          row_bytes=k * clip_bytes(spec))
     cache.write(key, ds, what, part=part, settings=settings(spec, clips, seed), manifest=manifest_digest(manifest))
     problem = cache.problem(key, manifest.num_rows)

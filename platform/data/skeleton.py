@@ -201,7 +201,7 @@ def load_skeleton(path: str, spec: SkeletonSpec, rng: np.random.Generator | None
 # ---------------------------------------------------------------- Ray Data
 
 
-def decode_skeleton_batch(batch: dict, spec: dict, seed: int | None = None) -> dict:
+def decode_skeleton_batch(batch: dict, spec: dict, seed_key: list[int]) -> dict:
     """Ray Data UDF: decode every row's skeleton file; never raises for a bad file."""
     from zsar.data.pipeline import decode_rows
 
@@ -214,13 +214,13 @@ def decode_skeleton_batch(batch: dict, spec: dict, seed: int | None = None) -> d
     def load(i, rng):
         return load_skeleton(str(batch["path"][i]), spec, rng, int(starts[i]), int(ends[i]))
 
-    return decode_rows(batch, "skeleton", shape, np.float32, load, seed)
+    return decode_rows(batch, "skeleton", shape, np.float32, load, seed_key)
 
 
-def skeleton_dataset(manifest, spec: SkeletonSpec, data_cfg, *, train: bool, seed: int | None = None):
-    """A Ray Dataset of decoded skeletons (the video pipeline's shape: zsar.data.pipeline)."""
+def skeleton_dataset(manifest, spec: SkeletonSpec, data_cfg, *, seed_key: list[int]):
+    """A lazy Ray Dataset of decoded skeletons (the video pipeline's shape: zsar.data.pipeline)."""
     from zsar.data.pipeline import decoded_dataset
 
     columns = [c for c in ("path", "label", "index", "start", "end") if c in manifest.column_names]
-    return decoded_dataset(manifest, spec, data_cfg, train=train, seed=seed, decode=decode_skeleton_batch,
+    return decoded_dataset(manifest, spec, data_cfg, seed_key=seed_key, decode=decode_skeleton_batch,
                            row_bytes=spec.nbytes, columns=columns)

@@ -18,6 +18,7 @@ import yaml
 
 from zsar.errors import ZsarError
 from zsar.track import mlflow_log as track
+from zsar.track import provenance
 
 
 @dataclass
@@ -131,8 +132,11 @@ def _fmt(v: str) -> str:
 
 
 def write_best(path: str | Path, run_id: str, uri: str | None = None) -> Path:
+    """The run's config, behind a header naming the run and its inputs record (`zsar train
+    --config` warns about any that differ when it trains it again)."""
     cfg = best_config(run_id, uri)
+    inputs = provenance.from_tags(track.client(track.resolve_uri(uri)).get_run(run_id).data.tags)
     path = Path(path)
     path.write_text(f"# zsar best: MLflow run {run_id}; `zsar train --config {path.name}` trains it again\n"
-                    + yaml.safe_dump(cfg, sort_keys=False))
+                    + provenance.header(inputs) + yaml.safe_dump(cfg, sort_keys=False))
     return path

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
 from zsar.home import tracking_uri as default_tracking_uri
 
 RUN_FILE = "zsar_run.json"
+UNLOGGED = {"checkpoint_score"}  # Ray Train's checkpoint ranking key, not a result
 
 
 def resolve_uri(cfg_uri: str | None = None) -> str:
@@ -54,12 +56,18 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def git_commit() -> str:
+    """The checkout's commit (`-dirty` when tracked files differ from it); on a cluster job, where
+    there is no .git, the one `zsar submit` passed (ZSAR_GIT_COMMIT)."""
+    if os.environ.get("ZSAR_GIT_COMMIT"):
+        return os.environ["ZSAR_GIT_COMMIT"]
+    here = Path(__file__).resolve().parent
     try:
-        here = Path(__file__).resolve().parent
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        ).stdout.strip() or "unknown"
-    except Exception:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=here, capture_output=True, timeout=10).returncode
+        return f"{sha}-dirty" if dirty == 1 else sha
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout (an installed wheel)
         return "unknown"
 
 
@@ -78,7 +86,7 @@ def log_metrics(uri: str, run_id: str, metrics: dict, step: int) -> None:
     import time
 
     now = int(time.time() * 1000)
-    batch = [Metric(k, v, now, step) for k, v in numeric(metrics).items()]
+    batch = [Metric(k, v, now, step) for k, v in numeric(metrics).items() if k not in UNLOGGED]
     for i in range(0, len(batch), 900):
         client(uri).log_batch(run_id, metrics=batch[i : i + 900])
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import ray.tune
 
 from zsar.track import mlflow_log as track
+from zsar.track import provenance
 
 STATE = "zsar_sweep_runs.json"
 SKIP = {"timestamp", "time_this_iter_s", "time_total_s", "pid", "training_iteration", "iterations_since_restore",
@@ -56,11 +57,21 @@ def write_state(experiment_path: str, state: dict) -> None:
 class SweepRuns(ray.tune.Callback):
     """Picklable (Tune keeps it with the experiment): only names and ids, no clients."""
 
-    def __init__(self, spec, uri: str, experiment_path: str):
+    def __init__(self, spec, uri: str, experiment_path: str, inputs: dict | None = None, config_hash=None):
+        """`inputs`: the sweep's inputs record (zsar.train.record); `config_hash(cfg)` completes it
+        for each trial's config."""
         self.spec = spec
         self.uri = uri
         self.path = experiment_path
+        self.inputs = dict(inputs or {})
+        self.config_hash = config_hash
         self.state: dict = {}
+
+    def _record_tags(self, cfg) -> dict:
+        rec = dict(self.inputs)
+        if self.config_hash is not None:
+            rec.update(config_hash=self.config_hash(cfg), seed=str(cfg.seed))
+        return provenance.as_tags(rec)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -74,7 +85,7 @@ class SweepRuns(ray.tune.Callback):
         cfg = spec.base_config()
         tags = {"mlflow.runName": spec.name, "zsar.kind": "sweep", "method": spec.method, "dataset": spec.dataset,
                 "protocol": spec.protocol, "split": spec.split, "selection": spec.selection,
-                "git_commit": track.git_commit(), "zsar.sweep": self.path}
+                "git_commit": track.git_commit(), "zsar.sweep": self.path, **self._record_tags(cfg)}
         exp_id = track.ensure_experiment(self.uri, cfg.tracking.experiment)
         run = track.client(self.uri).create_run(exp_id, tags=tags, run_name=spec.name)
         parent = run.info.run_id
@@ -116,7 +127,8 @@ class SweepRuns(ray.tune.Callback):
         tags = {"mlflow.runName": name, "mlflow.parentRunId": self.state["parent"], "zsar.kind": "sweep_trial",
                 "zsar.trial_id": trial.trial_id, "zsar.trial_index": str(index), "zsar.swept": ",".join(spec.space),
                 "zsar.selection_metric": spec.metric, "method": cfg.method, "dataset": cfg.dataset,
-                "protocol": cfg.protocol, "split": cfg.split, "selection": cfg.selection, "git_commit": track.git_commit()}
+                "protocol": cfg.protocol, "split": cfg.split, "selection": cfg.selection, "git_commit": track.git_commit(),
+                **self._record_tags(cfg)}
         exp_id = track.ensure_experiment(self.uri, cfg.tracking.experiment)
         run_id = track.client(self.uri).create_run(exp_id, tags=tags, run_name=name).info.run_id
         track.log_params(self.uri, run_id, cfg.to_dict())

@@ -123,11 +123,10 @@ def write_eval_tables(path, results: dict, failures: list[dict]) -> None:
                 w.writerow([cls, "" if np.isnan(a) else f"{a:.4f}", int(n)])
     if failures:
         with open(path / "failures.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["path", "error"])
+            w = csv.DictWriter(f, fieldnames=["path", "part", "error"], extrasaction="ignore")
             w.writeheader()
             seen = set()
             for row in failures:
-                key = (row["path"], row["error"])
-                if key not in seen:
-                    seen.add(key)
-                    w.writerow(row)
+                if row["path"] not in seen:  # a bad file is one row, whatever the epochs and parts that met it
+                    seen.add(row["path"])
+                    w.writerow({"part": "", **row})

@@ -56,7 +56,7 @@ def score_batches(method, batches, labels, view_fusion, device, autocast):
 
 
 def evaluate_part(method, batches_fn, part, cfg, device, autocast, ctx) -> EvalResult:
-    local = score_batches(method, batches_fn(cfg.optim.eval_batch_size), part.labels, cfg.data.view_fusion, device, autocast)
+    local = score_batches(method, batches_fn(), part.labels, cfg.data.view_fusion, device, autocast)
     gathered = gather_objects(local, ctx)
     indices = np.concatenate([g[0] for g in gathered])
     labels = np.concatenate([g[1] for g in gathered])

@@ -8,12 +8,13 @@ a sweep call; `prepare_clips` (`zsar prepare`) writes the same parts into the pr
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import functools
 import re
 
 from zsar.config import ExperimentConfig
 from zsar.errors import ConfigError
 from zsar.data.dataset import Plan
+from zsar.data.order import seed_key
 from zsar.home import cache_dir
 from zsar.log import log
 from zsar.registry import DATASETS, METHODS
@@ -36,27 +37,56 @@ def part_spec(cfg: ExperimentConfig, train: bool):
     return clip_spec(cfg.data, cfg.data.size or backbone_size(cfg), train)
 
 
-def decode(cfg: ExperimentConfig, manifest, spec, train: bool, seed, part: str | None = None):
-    """A Ray Dataset of decoded inputs for `manifest`, for the dataset's modality (video: from
-    the prepared-clip cache when it holds these clips)."""
+def decoder(cfg: ExperimentConfig, spec):
+    """`make(rows, seed_key=...)`: a lazy Ray Dataset decoding `rows` (a manifest table) in their
+    order, for the dataset's modality. Picklable: feeds carry it to the workers."""
     if DATASETS.get(cfg.dataset).modality == "skeleton":
         from zsar.data.skeleton import skeleton_dataset
 
-        return skeleton_dataset(manifest, spec, cfg.data, train=train, seed=seed)
+        return functools.partial(skeleton_dataset, spec=spec, data_cfg=cfg.data)
     from zsar.data.pipeline import decoded_dataset
 
-    prepared = prepared_clips(cfg, manifest, spec, train, part)
-    return prepared if prepared is not None else decoded_dataset(manifest, spec, cfg.data, train=train, seed=seed)
+    return functools.partial(decoded_dataset, spec=spec, data_cfg=cfg.data)
 
 
-def prepared_clips(cfg: ExperimentConfig, manifest, spec, train: bool, part: str | None):
-    if not cfg.data.use_prepared:
+def row_bytes(spec) -> int:
+    from zsar.data.pipeline import clip_bytes
+
+    return spec.nbytes if hasattr(spec, "nbytes") else clip_bytes(spec)
+
+
+def prepared_clips(cfg: ExperimentConfig, manifest, spec, part: str | None):
+    """The prepared-clip cache's entry for these rows and settings, as a lazy dataset, or None."""
+    if not cfg.data.use_prepared or DATASETS.get(cfg.dataset).modality != "video":
         return None
     from zsar.data import prepared
 
     cache = prepared.PreparedCache(cfg.data.prepared_cache or prepared.default_root())
-    return prepared.prepared_dataset(cache, manifest, spec, train=train, clips=cfg.data.prepared_clips, seed=cfg.seed,
+    return prepared.prepared_dataset(cache, manifest, spec, train=spec.train, clips=cfg.data.prepared_clips, seed=cfg.seed,
                                      part=part and f"{cfg.dataset}/{cfg.protocol}/{cfg.split}/{part}", log=log)
+
+
+def fixed_clips(cfg: ExperimentConfig, manifest, spec, part: str | None):
+    """The fixed clips of `manifest` (no per-epoch draws) as a lazy dataset: prepared, or decoded."""
+    prepared = prepared_clips(cfg, manifest, spec, part)
+    return prepared if prepared is not None else decoder(cfg, spec)(manifest, seed_key=seed_key(cfg.seed, None))
+
+
+def decoded_feed(cfg: ExperimentConfig, name: str, manifest, spec):
+    """A part's decoded rows: prepared clips when the cache holds them, fixed rows decoded once
+    when they fit the object store, else decoded every epoch."""
+    from zsar.data.feed import OBJECT_STORE_LIMIT, BlockFeed, LiveFeed, fixed_feed
+    from zsar.data.prepared import draws, pick_clip
+
+    n = manifest.num_rows
+    prepared = prepared_clips(cfg, manifest, spec, name)
+    if prepared is not None:
+        k = draws(spec, cfg.data.prepared_clips)
+        return fixed_feed(prepared, n, n * k * row_bytes(spec), cfg.seed, pick_clip if spec.train else None, log=log)
+    make = decoder(cfg, spec)
+    if not spec.train and n * row_bytes(spec) <= OBJECT_STORE_LIMIT:
+        return BlockFeed.from_dataset(make(manifest, seed_key=seed_key(cfg.seed, None)), n, cfg.seed)
+    return LiveFeed(manifest, make, cfg.seed, fixed=not spec.train)
 
 
 def decode_parts(cfg: ExperimentConfig, plan: Plan) -> list[tuple[str, object, bool]]:
@@ -67,14 +97,16 @@ def decode_parts(cfg: ExperimentConfig, plan: Plan) -> list[tuple[str, object, b
     return parts + [(f"eval/{dataset_name(p.name)}", p.manifest, False) for p in plan.evals]
 
 
-def build_datasets(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
-    """Ray Datasets by name ("train", "eval/<part>"), and what the feature cache did for each."""
-    parts = decode_parts(cfg, plan)
+def build_feeds(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
+    """Feeds by name ("train", "eval/<part>"), and what the feature cache did for each part."""
+    from zsar.data import features
+    from zsar.data.feed import fixed_feed
+
     method_cls = METHODS.get(cfg.method)
     frozen = method_cls.frozen_inputs(cfg.method_config()) if cfg.data.feature_cache else ()
-    out, uses = {}, []
+    feeds, uses = {}, []
     identity = None
-    for name, manifest, train in parts:
+    for name, manifest, train in decode_parts(cfg, plan):
         spec = part_spec(cfg, train)
         if frozen and spec.train:
             log(f"feature cache bypassed for {name}: data.augment draws new training clips every epoch "
@@ -86,10 +118,10 @@ def build_datasets(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
                 identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
             ds, use = cached_features(cfg, name, manifest, spec, frozen, identity)
             uses.append((name, use))
-            out[name] = ds.randomize_block_order(seed=cfg.seed) if train else ds
+            feeds[name] = fixed_feed(ds, manifest.num_rows, features.entry_bytes(use.path), cfg.seed, log=log)
         else:
-            out[name] = decode(cfg, manifest, spec, train, cfg.seed if train else None, part=name)
-    return out, uses
+            feeds[name] = decoded_feed(cfg, name, manifest, spec)
+    return feeds, uses
 
 
 def cached_features(cfg: ExperimentConfig, part: str, manifest, spec, frozen, identity: str):
@@ -104,8 +136,7 @@ def cached_features(cfg: ExperimentConfig, part: str, manifest, spec, frozen, id
     gpu = cfg.resources.gpu and ray.cluster_resources().get("GPU", 0) >= 1
 
     def build(tmp) -> int:
-        decoded = decode(cfg, manifest, spec, False, None, part=part)
-        encoded = decoded.map_batches(
+        encoded = fixed_clips(cfg, manifest, spec, part).map_batches(
             features.FeatureProducer,
             fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "names": [f.name for f in frozen],
                                    "device": "cuda" if gpu else "cpu"},
@@ -142,19 +173,16 @@ def feature_cache_metrics(uses) -> dict:
     return out
 
 
-def driver_loop_data(datasets: dict, info, seed: int) -> LoopData:
-    """The loop's batches read in this process (a driver run, or a one-worker sweep trial)."""
-    epochs = itertools.count()
+def loop_data(feeds: dict, info, cfg: ExperimentConfig, ctx) -> LoopData:
+    """This worker's batches of every part (a driver run, a sweep trial or a Ray Train worker)."""
+    def train(epoch: int):
+        return feeds["train"].train_batches(epoch, ctx.rank, ctx.world_size, cfg.optim.batch_size)
 
-    def batches(name, train):
-        ds = datasets[name]
-        if train:  # a seeded shuffle per epoch, so that a config trains the same way again (zsar best)
-            return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy", drop_last=True,
-                                              local_shuffle_buffer_size=4 * bs, local_shuffle_seed=seed * 1000 + next(epochs))
-        return lambda bs: ds.iter_batches(batch_size=bs, batch_format="numpy", drop_last=False)
+    def part_batches(feed):
+        return lambda: feed.eval_batches(ctx.rank, ctx.world_size, cfg.optim.eval_batch_size)
 
-    return LoopData(train=batches("train", True) if "train" in datasets else None,
-                    evals={p.name: batches(f"eval/{dataset_name(p.name)}", False) for p in info.evals})
+    return LoopData(train=train if "train" in feeds else None,
+                    evals={p.name: part_batches(feeds[f"eval/{dataset_name(p.name)}"]) for p in info.evals})
 
 
 def prepare_clips(cfg: ExperimentConfig, cache_root: str | None = None, rebuild: bool = False, log=log) -> list[dict]:

@@ -12,44 +12,27 @@ import torch
 from zsar.errors import ZsarError
 from zsar.track import mlflow_log as track
 from zsar.train import checkpoint as ckpt
-from zsar.train.inputs import dataset_name, driver_loop_data
-from zsar.train.loop import LoopData, PlanInfo, WorkerContext, run_loop
+from zsar.config import ExperimentConfig, from_dict
+from zsar.train.inputs import loop_data
+from zsar.train.loop import SCORE, PlanInfo, WorkerContext, run_loop
 from zsar.train.workers import scaling_kwargs, write_record
 
 
-def run_in_driver(cfg, info, run_dir, logger, resume_from, datasets):
+def run_in_driver(cfg, info, run_dir, logger, resume_from, feeds):
     from zsar.train.reporter import LocalReporter
 
-    data = driver_loop_data(datasets, info, cfg.seed)
     reporter = LocalReporter(run_dir, on_report=logger, keep=cfg.run.checkpoints_to_keep)
-    metrics = run_loop(cfg.to_dict(), info, data, reporter, WorkerContext(), resume_from=resume_from)
+    ctx = WorkerContext()
+    metrics = run_loop(cfg.to_dict(), info, loop_data(feeds, info, cfg, ctx), reporter, ctx, resume_from=resume_from)
     # LocalReporter keeps no record of its own (latest_checkpoint() is None): the newest complete
     # checkpoint in the run directory is the one to log, or the run's eval tables never reach MLflow.
     return metrics, ckpt.latest_complete(run_dir)[0]
 
 
-def exact_eval_data_config():
-    import ray.train
-
-    class ExactEvalDataConfig(ray.train.DataConfig):
-        """Training data splits evenly (equal=True keeps DDP ranks in lockstep); evaluation sets
-        split with equal=False, so that no row is dropped or repeated."""
-
-        def configure(self, datasets, world_size, worker_handles, worker_node_ids, **kwargs):
-            output = [{} for _ in range(world_size)]
-            for name, ds in datasets.items():
-                ds = ds.copy(ds)
-                ds.context.execution_options = self._resolve_execution_options(name)
-                for i, shard in enumerate(ds.streaming_split(world_size, equal=(name == "train"))):
-                    output[i][name] = shard
-            return output
-
-    return ExactEvalDataConfig()
-
-
-def run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from, datasets, callbacks=None):
-    """Train under a TorchTrainer. `callbacks` (Ray Train UserCallbacks) default to the MLflow
-    logger's; a sweep trial passes Tune's report callback instead."""
+def run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from, feeds, callbacks=None):
+    """Train under a TorchTrainer. Each worker reads its own rows from `feeds` (zsar.data.order
+    decides which), so no Ray Train dataset sharding is involved. `callbacks` (Ray Train
+    UserCallbacks) default to the MLflow logger's; a sweep trial passes Tune's report callback."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -60,8 +43,7 @@ def run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from,
             "cfg": cfg.to_dict(),
             "info": info,
             "resume_from": resume_from,
-            "has_train": "train" in datasets,
-            "dataset_names": {p.name: f"eval/{dataset_name(p.name)}" for p in info.evals},
+            "feeds": feeds,
             "run_dir": str(storage / name),
         },
         torch_config=TorchConfig(backend="nccl" if cfg.resources.gpu else "gloo"),
@@ -70,14 +52,12 @@ def run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from,
             use_gpu=cfg.resources.gpu,
             resources_per_worker={"CPU": cfg.resources.cpus_per_worker},
         ),
-        datasets=datasets,
-        dataset_config=exact_eval_data_config(),
         run_config=ray.train.RunConfig(
             name=name,
             storage_path=str(storage),
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=cfg.run.checkpoints_to_keep,
-                checkpoint_score_attribute=score,
+                checkpoint_score_attribute=SCORE,  # reported every epoch (the primary metric where evaluated)
                 checkpoint_score_order="max",
             ),
             failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
@@ -149,19 +129,8 @@ def train_func_per_worker(config: dict) -> None:
         local_rank=local_rank,
     )
 
-    def shard_batches(name: str, train: bool):
-        shard = ray.train.get_dataset_shard(name)
-        return lambda bs: shard.iter_batches(
-            batch_size=bs, batch_format="numpy", drop_last=train, prefetch_batches=2,
-            local_shuffle_buffer_size=4 * bs if train else None,
-        )
-
     info: PlanInfo = config["info"]
-    names = config["dataset_names"]
-    data = LoopData(
-        train=shard_batches("train", True) if config["has_train"] else None,
-        evals={p.name: shard_batches(names[p.name], False) for p in info.evals},
-    )
+    data = loop_data(config["feeds"], info, from_dict(ExperimentConfig, config["cfg"]), ctx)
     run_loop(config["cfg"], info, data, TrainReporter(), ctx, resume_from=config.get("resume_from"))
 
 

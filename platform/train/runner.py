@@ -1,11 +1,11 @@
-"""The driver's story of a run: config -> checked plan -> Ray datasets -> the loop (in this
+"""The driver's story of a run: config -> checked plan -> feeds (what each worker reads) -> the loop (in this
 process or under Ray Train) -> MLflow.
 
 `run(cfg)` trains (or, with `optim.epochs=0` or an evaluation-only method, evaluates) one config.
 `--split all` runs every split of the protocol as a child MLflow run and logs the means on a
 parent run. Relaunching a run with the same `run.name` resumes it from its last checkpoint and
 continues the same MLflow run. The steps live in `plan` (protocol -> checked plan), `inputs`
-(plan -> datasets, through the caches), `launch` (driver or Ray Train) and `loop` (the epochs).
+(plan -> feeds, through the caches), `launch` (driver or Ray Train) and `loop` (the epochs).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from zsar.log import log
 from zsar.registry import DATASETS, METHODS
 from zsar.track import mlflow_log as track
 from zsar.train import checkpoint as ckpt
-from zsar.train.inputs import build_datasets, feature_cache_metrics
+from zsar.train import record
+from zsar.train.inputs import build_feeds, feature_cache_metrics
 from zsar.train.launch import run_in_driver, run_with_ray_train
 from zsar.train.loop import plan_info
 from zsar.train.plan import checked_plan, primary_metric, summary
@@ -47,11 +48,13 @@ def default_run_name(cfg: ExperimentConfig, split: str) -> str:
     return f"{cfg.method}-{cfg.dataset}-{cfg.protocol}-{split}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def run(cfg: ExperimentConfig, *, dry_run: bool = False) -> RunResult | dict:
+def run(cfg: ExperimentConfig, *, dry_run: bool = False, expected_record: dict | None = None) -> RunResult | dict:
+    """`expected_record`: the inputs of the run a config came from (best.yaml's header); each that
+    differs now is one warning line."""
     dataset_cls = DATASETS.get(cfg.dataset)
     split = dataset_cls.check_protocol(cfg.protocol, cfg.split)
     if split != "all":
-        return run_split(dataclasses.replace(cfg, split=split), dry_run=dry_run)
+        return run_split(dataclasses.replace(cfg, split=split), dry_run=dry_run, expected_record=expected_record)
     return run_all_splits(cfg, dataset_cls.splits_for_all(cfg.protocol), dry_run=dry_run)
 
 
@@ -93,11 +96,15 @@ def _tags(cfg: ExperimentConfig, split: str) -> dict:
     }
 
 
-def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: str | None = None) -> RunResult | dict:
+def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: str | None = None,
+              expected_record: dict | None = None) -> RunResult | dict:
     plan = checked_plan(cfg, cfg.split)
     cfg.method_config()
     if dry_run:
         return summary(cfg, plan)
+    inputs = record.record(cfg, plan)
+    for line in record.differences(expected_record or {}, inputs):
+        log(f"warning: {line} (the run this config came from); its numbers may not be reproduced")
 
     from zsar.ray_runtime import init_ray
 
@@ -107,7 +114,8 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, name=name))
     storage = Path(cfg.run.storage or runs_dir())
     run_dir = storage / name
-    run_id, resumed = track.start_or_resume(run_dir, uri, cfg.tracking.experiment, name, _tags(cfg, cfg.split), cfg.to_dict(), parent_run_id)
+    tags = {**_tags(cfg, cfg.split), **record.as_tags(inputs)}
+    run_id, resumed = track.start_or_resume(run_dir, uri, cfg.tracking.experiment, name, tags, cfg.to_dict(), parent_run_id)
     if resumed and track.run_status(uri, run_id) == "FINISHED":
         log(f"run {name} already finished (MLflow run {run_id}); set run.name to start a new one")
         return _finished_result(uri, run_id, name, run_dir)
@@ -124,13 +132,13 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
     try:
         if not resumed:
             track.log_params(uri, run_id, METHODS.get(cfg.method).cost_params(cfg))
-        datasets, uses = build_datasets(cfg, plan)
+        feeds, uses = build_feeds(cfg, plan)
         if uses:
             track.log_metrics(uri, run_id, feature_cache_metrics(uses), step=0)
         if cfg.resources.workers == 0:
-            metrics, best = run_in_driver(cfg, info, run_dir, logger, resume_from, datasets)
+            metrics, best = run_in_driver(cfg, info, run_dir, logger, resume_from, feeds)
         else:
-            metrics, best = run_with_ray_train(cfg, info, storage, name, logger, resume_from, datasets)
+            metrics, best = run_with_ray_train(cfg, info, storage, name, logger, resume_from, feeds)
     except BaseException:
         track.finish(uri, run_id, status="FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
         raise

@@ -97,11 +97,11 @@ def _finite_train_callback(metric: str):
     return FiniteCallback()
 
 
-def trial_main(config: dict, *, spec: SweepSpec, plan, info, datasets) -> None:
+def trial_main(config: dict, *, spec: SweepSpec, plan, info, feeds) -> None:
     """One Tune trial: the spec's config with `config` (sampled values) trained and evaluated."""
     import ray.tune
 
-    from zsar.train.inputs import build_datasets, driver_loop_data
+    from zsar.train.inputs import build_feeds, loop_data
     from zsar.train.launch import run_with_ray_train
     from zsar.train.loop import WorkerContext, run_loop
     from zsar.train.reporter import TuneReporter
@@ -116,29 +116,17 @@ def trial_main(config: dict, *, spec: SweepSpec, plan, info, datasets) -> None:
     data_ctx.enable_progress_bars = False
     data_ctx.print_on_execution_start = False
     cfg = spec.trial_config(config)
-    if datasets is None:  # the space changes decoding: this trial's own datasets
-        datasets, _ = build_datasets(cfg, plan)
+    if feeds is None:  # the space changes decoding: this trial's own feeds
+        feeds, _ = build_feeds(cfg, plan)
     if cfg.resources.workers == 0:
-        run_loop(cfg.to_dict(), info, driver_loop_data(datasets, info, cfg.seed), FiniteReporter(TuneReporter(), spec.metric),
-                 WorkerContext())
+        ctx = WorkerContext()
+        run_loop(cfg.to_dict(), info, loop_data(feeds, info, cfg, ctx), FiniteReporter(TuneReporter(), spec.metric), ctx)
         return
     from ray.tune.integration.ray_train import TuneReportCallback
 
     trial_dir = Path(ray.tune.get_context().get_trial_dir())
-    run_with_ray_train(cfg, info, trial_dir, "train", None, None, datasets,
+    run_with_ray_train(cfg, info, trial_dir, "train", None, None, feeds,
                        callbacks=[_finite_train_callback(spec.metric), TuneReportCallback()])
-
-
-def _shared_datasets(cfg, plan) -> dict:
-    """Datasets decoded once for every trial: fixed clips materialised, augmented ones lazy."""
-    from zsar.train.inputs import build_datasets
-
-    datasets, _ = build_datasets(cfg, plan)
-    out = {}
-    for name, ds in datasets.items():
-        fixed = not (name == "train" and cfg.data.augment)
-        out[name] = ds.materialize() if fixed else ds
-    return out
 
 
 class TrialLines:
@@ -188,6 +176,8 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
     from zsar.track.sweep_runs import SweepRuns
     from zsar.log import log
     from zsar.train.loop import plan_info
+    from zsar.train import record
+    from zsar.train.inputs import build_feeds
     from zsar.train.plan import checked_plan
 
     spec = load_spec(spec_path, trials=trials, root=root)
@@ -205,11 +195,11 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
 
     info = plan_info(plan, spec.metric)
     t0 = time.time()
-    datasets = None if data_is_swept(spec) else _shared_datasets(base, plan)
+    feeds = None if data_is_swept(spec) else build_feeds(base, plan)[0]
     log(f"sweep {spec.name}: {spec.num_samples} trials of {spec.method} on {spec.dataset}/{spec.protocol}/{spec.split}, "
         f"selecting on {spec.metric} ({spec.mode}, selection={spec.selection}); data ready in {time.time() - t0:.1f}s")
-    trainable = ray.tune.with_parameters(trial_main, spec=spec, plan=plan if datasets is None else None, info=info,
-                                         datasets=datasets)
+    trainable = ray.tune.with_parameters(trial_main, spec=spec, plan=plan if feeds is None else None, info=info,
+                                         feeds=feeds)
     if spec.workers > 1:  # the trial only drives a TorchTrainer, whose workers hold the resources
         resources = {"cpu": 0.1}
     else:
@@ -235,7 +225,8 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
             ),
             run_config=ray.tune.RunConfig(
                 name=spec.name, storage_path=storage_root, verbose=verbose,
-                callbacks=[SweepRuns(spec, uri, path), TrialLines(spec.metric)],
+                callbacks=[SweepRuns(spec, uri, path, inputs=record.record(base, plan), config_hash=record.config_hash),
+                           TrialLines(spec.metric)],
                 checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=1),
                 failure_config=ray.tune.FailureConfig(max_failures=0),
             ),

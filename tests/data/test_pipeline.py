@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from zsar.data.order import seed_key
 from zsar.config import DataConfig
 from zsar.data.pipeline import decoded_dataset, guided_block_sizes, task_memory
 from zsar.data.video import ClipSpec, load_clip
@@ -27,7 +28,7 @@ def rows(ds) -> dict:
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_real_clips_decode_through_ray_data_with_the_sampler_frames(sampler, ray_session):
     spec = SAMPLERS[sampler]
-    got = rows(decoded_dataset(manifest(REAL_CLIPS), spec, DataConfig(decode_batch=2), train=False, seed=0))
+    got = rows(decoded_dataset(manifest(REAL_CLIPS), spec, DataConfig(decode_batch=2), seed_key=seed_key(0, None)))
     assert sorted(got) == list(range(len(REAL_CLIPS)))
     for i, path in enumerate(REAL_CLIPS):
         assert got[i]["ok"] and got[i]["error"] == ""
@@ -39,7 +40,7 @@ def test_bad_files_are_skipped_with_reasons_and_good_clips_of_the_batch_survive(
     paths = [str(REAL_CLIPS[1]), *bad, str(REAL_CLIPS[2])]
     spec = ClipSpec(num_frames=4, size=16)
     # One batch holds every file: a failure must not cost the good files next to it.
-    got = rows(decoded_dataset(manifest(paths), spec, DataConfig(decode_batch=len(paths)), train=False, seed=0))
+    got = rows(decoded_dataset(manifest(paths), spec, DataConfig(decode_batch=len(paths)), seed_key=seed_key(0, None)))
     ok = [bool(got[i]["ok"]) for i in range(len(paths))]
     assert ok == [True] + [False] * len(bad) + [True]
     reasons = {paths[i].rsplit("/", 1)[-1]: got[i]["error"] for i in range(1, len(bad) + 1)}
@@ -53,7 +54,7 @@ def test_bad_files_are_skipped_with_reasons_and_good_clips_of_the_batch_survive(
 def test_a_video_shorter_than_the_clip_is_padded_and_flagged(ray_session):
     short = next(p for p in REAL_CLIPS if p.name.startswith("ntu"))  # 103 frames < the 8x32 dense span
     spec = ClipSpec(num_frames=8, sampler="dense", stride=32, size=16)  # indices 0, 32, 64, 96, 102, 102, ...
-    got = rows(decoded_dataset(manifest([short, REAL_CLIPS[1]]), spec, DataConfig(), train=False, seed=0))
+    got = rows(decoded_dataset(manifest([short, REAL_CLIPS[1]]), spec, DataConfig(), seed_key=seed_key(0, None)))
     assert got[0]["ok"] and got[0]["short"] and not got[1]["short"]
     frames = all_frames(short)
     assert np.array_equal(got[0]["video"][0, -1], got[0]["video"][0, -2])  # the last frame repeated

@@ -7,9 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from zsar.data.order import seed_key
 from zsar.config import DataConfig
 from zsar.data.pipeline import decoded_dataset
-from zsar.data.prepared import PreparedCache, prepare_part, prepared_dataset, prepared_key
+from zsar.data.prepared import PreparedCache, pick_clip, prepare_part, prepared_dataset, prepared_key
 from zsar.data.video import ClipSpec
 from conftest import REAL_CLIPS
 from test_pipeline import rows
@@ -50,7 +51,7 @@ def test_prepared_clips_round_trip_exactly_and_failures_are_kept(tmp_path, ray_s
     cache = PreparedCache(root)
     done = _prepare(cache, m, EVAL)
     assert done["written"] and len(done["failures"]) == 2
-    live = rows(decoded_dataset(m, EVAL, DataConfig(), train=False, seed=0))
+    live = rows(decoded_dataset(m, EVAL, DataConfig(), seed_key=seed_key(0, None)))
     messages = []
     ds = prepared_dataset(cache, m, EVAL, train=False, clips=1, seed=0, part="test/full/all/eval/test", log=messages.append)
     back = rows(ds)
@@ -88,7 +89,7 @@ def test_a_damaged_entry_is_never_read_and_is_rebuilt(tmp_path, ray_session):
     assert _prepare(cache, m, EVAL, log=messages.append)["written"] and cache.problem(key, 2) is None
 
 
-def test_training_entries_hold_k_clips_and_yield_one_of_them(tmp_path, ray_session):
+def test_training_entries_hold_k_clips_and_each_epoch_picks_one_by_seed_epoch_and_index(tmp_path, ray_session):
     m = manifest(REAL_CLIPS[1:3])
     spec = ClipSpec(num_frames=4, size=16, train=True, flip=True)
     cache = PreparedCache(str(tmp_path / "clips"))
@@ -101,9 +102,18 @@ def test_training_entries_hold_k_clips_and_yield_one_of_them(tmp_path, ray_sessi
     assert not np.array_equal(stored[0, 0], stored[0, 1])  # three different random clips
     index = table["index"].tolist()
     back = rows(prepared_dataset(cache, m, spec, train=True, clips=3, seed=7))
-    for i, row in back.items():
-        assert row["video"].shape == (1, 4, 16, 16, 3)
-        assert any(np.array_equal(row["video"], c) for c in stored[index.index(i)])
+    assert back[0]["video"].shape == (3, 1, 4, 16, 16, 3)  # the entry keeps all K; the feed picks one
+    batch = {k: np.stack([back[i][k] for i in sorted(back)]) for k in ("video", "index")}
+    picks = {}
+    for epoch in range(12):
+        picked = pick_clip(dict(batch), [7, epoch])
+        again = pick_clip(dict(batch), [7, epoch])
+        assert np.array_equal(picked["video"], again["video"])  # a function of (seed, epoch, index)
+        assert picked["video"].shape == (2, 1, 4, 16, 16, 3)
+        for row, i in enumerate(batch["index"]):
+            k = next(k for k in range(3) if np.array_equal(picked["video"][row], stored[index.index(i), k]))
+            picks.setdefault(int(i), set()).add(k)
+    assert all(len(ks) > 1 for ks in picks.values())  # epochs pick different clips
 
 
 def test_zsar_prepare_then_a_run_reads_the_clips_and_not_after_a_setting_changes(tmp_path, zsar_home, ray_session, capsys):
@@ -111,7 +121,7 @@ def test_zsar_prepare_then_a_run_reads_the_clips_and_not_after_a_setting_changes
 
     from zsar.cli import main
     from zsar.config import resolve
-    from zsar.train.inputs import build_datasets
+    from zsar.train.inputs import build_feeds
     from zsar.train.plan import build_plan
 
     for cls, p in (("wrestling", REAL_CLIPS[1]), ("sports", REAL_CLIPS[2])):
@@ -130,13 +140,13 @@ def test_zsar_prepare_then_a_run_reads_the_clips_and_not_after_a_setting_changes
                   "backbone": {"name": "zsar-tiny", "pretrained": None}, "split": "all"},
                   dataset="folder", protocol="full")
     plan = build_plan(cfg, "all")
-    datasets, _ = build_datasets(cfg, plan)
+    feeds, _ = build_feeds(cfg, plan)
     assert "prepared clips" in capsys.readouterr().err
-    got = rows(datasets["eval/test"])
+    got = {int(i): {k: b[k][j] for k in b} for b in feeds["eval/test"].eval_batches(0, 1, 4) for j, i in enumerate(b["index"])}
     assert len(got) == 2 and all(r["ok"] for r in got.values()) and got[0]["video"].shape[-4:] == (2, 16, 16, 3)
 
     changed = cfg.__class__(**{**cfg.__dict__, "data": dataclasses.replace(cfg.data, num_frames=3)})
-    build_datasets(changed, plan)
+    build_feeds(changed, plan)
     assert "exist with other settings, not used" in capsys.readouterr().err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from zsar.data.order import seed_key
 from zsar.data.skeleton import (
     SPINE_MID,
     SkeletonSpec,
@@ -113,7 +114,7 @@ def test_bad_files_are_flagged_and_good_ones_in_the_same_batch_survive(tmp_path)
     paths = [str(good), *map(str, bad), str(good), str(tmp_path / "missing.skeleton")]
     spec = SkeletonSpec(num_frames=16, bodies=2)
     batch = {"path": np.array(paths, dtype=object), "label": np.arange(len(paths)), "index": np.arange(len(paths))}
-    out = decode_skeleton_batch(batch, vars(spec), seed=0)
+    out = decode_skeleton_batch(batch, vars(spec), seed_key(0, None))
     assert out["ok"].tolist() == [True] + [False] * len(bad) + [True, False]
     assert out["skeleton"].shape == (len(paths), 1, 16, 2, 25, 3)
     expected, _ = load_skeleton(str(good), spec)

@@ -4,6 +4,7 @@ import av
 import numpy as np
 import pytest
 
+from zsar.data.order import seed_key
 from zsar.data.pipeline import decode_batch
 from zsar.data.remux import repeat_remux
 from zsar.data.video import (ClipSpec, SeekError, count_frames, crop_positions, decode_frames, frame_names, load_clip, make_views,
@@ -103,7 +104,7 @@ def test_bad_files_are_flagged_and_good_rows_survive(tmp_path):
     paths = [good[0]] + bad + [good[1]]
     batch = {"path": np.array(paths, dtype=object), "label": np.arange(len(paths)), "index": np.arange(len(paths))}
     spec = dataclasses.asdict(ClipSpec(num_frames=4, size=16))
-    out = decode_batch(batch, spec)
+    out = decode_batch(batch, spec, seed_key(0, None))
     assert out["ok"].tolist() == [True] + [False] * len(bad) + [True]
     assert all(out["error"][i] for i in range(1, len(bad) + 1))
     assert out["video"][0].any() and out["video"][-1].any()

@@ -80,13 +80,13 @@ def test_cached_features_equal_the_method_computing_them_inline(small_demo_root,
 
 
 def test_augmented_training_clips_bypass_the_cache_and_fixed_ones_use_it(small_demo_root, zsar_home, ray_session, capsys):
-    from zsar.train.inputs import build_datasets
+    from zsar.train.inputs import build_feeds
     from zsar.train.plan import build_plan
 
     def parts(**data):
         cfg = resolve(method="cezsar", dataset="demo", protocol="base2novel",
                       overrides={"root": str(small_demo_root), "optim": {"epochs": 1}, "data": data})
-        return build_datasets(cfg, build_plan(cfg, "s1"))[1]
+        return build_feeds(cfg, build_plan(cfg, "s1"))[1]
 
     augmented = parts(augment=True)
     assert [name for name, _ in augmented] == ["eval/base", "eval/novel"]  # the training part decodes every epoch

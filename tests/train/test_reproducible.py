@@ -1,0 +1,118 @@
+"""A run is a function of (config, seed, data, code): not of the machine's load, the number of
+decode tasks, an interruption, or the number of workers (issue: reproducible runs).
+
+Runs here train vificlip on the small demo (96 training videos of 8 base classes) with augmented
+clips, so the random offsets, crops and flips of every epoch are part of what must repeat."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from zsar.config import resolve
+from zsar.train.runner import run
+from conftest import cli_env, run_cli, zsar_command
+
+pytestmark = pytest.mark.integration
+
+
+def _cfg(root, name, **over):
+    base = {"root": str(root), "optim": {"epochs": 4, "batch_size": 8, "lr": 1e-4}, "run": {"name": name},
+            "data": {"augment": True, "flip": True, "decode_tasks": 1, "decode_batch": 4},
+            "resources": {"workers": 0}, "tracking": {"experiment": "repro"}}
+    for key, value in over.items():
+        base[key] = {**base.get(key, {}), **value}
+    return resolve(method="vificlip", dataset="demo", protocol="base2novel", overrides=base)
+
+
+def _history(uri, run_id, key) -> dict[int, float]:
+    return {m.step: m.value for m in MlflowClient(uri).get_metric_history(run_id, key)}
+
+
+@pytest.fixture
+def busy_cores():
+    """Both cores loaded by another process while the test runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture(scope="module")
+def reference(small_demo_root, session_home, ray_session, tmp_path_factory):
+    """The uninterrupted run every other run here is compared with (4 epochs, 1 decode task)."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path_factory.mktemp('repro_store') / 'mlflow.db'}"
+    yield run(_cfg(small_demo_root, "reference"))
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def test_decode_tasks_and_machine_load_do_not_change_the_numbers(reference, small_demo_root, busy_cores):
+    again = run(_cfg(small_demo_root, "three-tasks-loaded", data={"decode_tasks": 3, "decode_batch": 2}))
+    for key in ("train/loss", "base_top1", "novel_top1", "hm"):
+        assert again.metrics[key] == reference.metrics[key], key
+    for key in ("train/loss", "lr"):
+        assert _history(again.tracking_uri, again.run_id, key) == _history(reference.tracking_uri, reference.run_id, key)
+
+
+def test_a_run_killed_after_epoch_2_continues_exactly(reference, small_demo_root, tmp_path):
+    storage = tmp_path / "runs"
+    args = ["train", "--method", "vificlip", "--dataset", "demo", "--root", str(small_demo_root), "--protocol",
+            "base2novel", "--name", "killed", "--workers", "0", "--set", "optim.epochs=4", "optim.batch_size=8",
+            "optim.lr=1e-4", "data.augment=true", "data.flip=true", "data.decode_tasks=2", "data.decode_batch=4",
+            f"run.storage={storage}", "tracking.experiment=repro"]
+    log = open(tmp_path / "first.log", "w+")  # a file, not a pipe: a full pipe would block the run
+    proc = subprocess.Popen(zsar_command(*args), stdout=log, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
+
+    def epoch_two_saved() -> bool:
+        return any(json.loads(m.read_text()).get("epoch") == 2 for m in (storage / "killed").glob("checkpoint_*/metrics.json"))
+
+    deadline = time.time() + 600
+    while time.time() < deadline and not epoch_two_saved() and proc.poll() is None:
+        time.sleep(0.1)
+    assert epoch_two_saved(), (tmp_path / "first.log").read_text()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)  # no clean-up of any kind: a lost node
+    proc.wait(timeout=60)
+
+    second = run_cli(*args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    run_id = json.loads((storage / "killed" / "zsar_run.json").read_text())["run_id"]
+    uri = reference.tracking_uri
+    for key in ("train/loss", "lr", "base_top1", "hm"):
+        resumed, whole = _history(uri, run_id, key), _history(uri, reference.run_id, key)
+        for epoch in (3, 4):
+            if epoch in whole:
+                assert resumed[epoch] == pytest.approx(whole[epoch], abs=1e-3, rel=0), (key, epoch)
+    assert "resumed from" in second.stderr
+
+
+def test_zsar_rerun_reproduces_a_finished_run(reference):
+    out = run_cli("rerun", reference.run_id)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["run_id"] == reference.run_id and report["rerun_run_id"] != reference.run_id
+    assert report["compared"] >= 5 and "hm" in report["metrics"] and "train/loss" in report["metrics"]
+    assert report["largest_difference"]["difference"] < 1e-3
+    assert "largest difference" in out.stderr
+
+
+def test_one_and_two_workers_follow_the_same_loss_curve(reference, small_demo_root):
+    """Same global batch: DDP with 2 workers averages the gradients of the two halves of each of
+    the 1-worker run's batches (zsar.data.order), so the losses agree to float rounding."""
+    one = run(_cfg(small_demo_root, "ddp-one", resources={"workers": 1}, optim={"epochs": 2}))
+    two = run(_cfg(small_demo_root, "ddp-two", resources={"workers": 2}, optim={"epochs": 2}))
+    curve = lambda r: _history(r.tracking_uri, r.run_id, "train/loss")  # noqa: E731
+    assert sorted(curve(one)) == sorted(curve(two)) == [1, 2]
+    for epoch, loss in curve(one).items():
+        assert curve(two)[epoch] == pytest.approx(loss, rel=1e-4), epoch
