@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthesise the demo data, evaluate frozen CLIP, train ViFi-CLIP, print the table")
     p.add_argument("--out", help="folder for the demo's results table (default ZSAR_HOME/demo)")
     p.add_argument("--epochs", type=int, help="ViFi-CLIP epochs (default: the demo preset)")
+    p.add_argument("--quick", action="store_true", help="a small rendering and 2 epochs: the whole path in well under a minute")
 
     sub.add_parser("methods", help="list registered methods")
     sub.add_parser("datasets", help="list registered datasets and their protocols")
@@ -407,7 +408,7 @@ def cmd_ui(args):
 def cmd_demo(args):
     from zsar.demo import run_demo
 
-    run_demo(out=args.out, epochs=args.epochs)
+    run_demo(out=args.out, epochs=args.epochs, quick=args.quick)
 
 
 COMMANDS = {

@@ -18,17 +18,22 @@ from zsar.home import zsar_home
 from zsar.train.runner import run
 
 
-def run_demo(out: str | None = None, epochs: int | None = None) -> list[dict]:
+def run_demo(out: str | None = None, epochs: int | None = None, quick: bool = False) -> list[dict]:
+    """`quick`: a small rendering (6 training and 3 test videos per class) and 2 epochs, to see the
+    whole path work in well under a minute."""
     t0 = time.time()
     out_dir = Path(out) if out else zsar_home() / "demo"
     out_dir.mkdir(parents=True, exist_ok=True)
-    ensure_demo()
+    root = ensure_demo(small=quick)
+    epochs = epochs or (2 if quick else None)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rows = []
     steps = [("frozen_clip", {}), ("vificlip", {"optim": {"epochs": epochs}} if epochs else {})]
     for i, (method, extra) in enumerate(steps, 1):
         print(f"[zsar] demo step {i}/{len(steps)}: {method} on demo/base2novel", file=sys.stderr, flush=True)
         overrides = {"tracking": {"experiment": "zsar-demo"}, "run": {"name": f"demo-{method}-{stamp}"}, **extra}
+        if quick:
+            overrides["root"] = str(root)
         cfg = resolve(method=method, dataset="demo", protocol="base2novel", overrides=overrides)
         result = run(cfg)
         m = result.metrics

@@ -36,11 +36,28 @@ def session_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow SQLite store with its schema made once: creating the tables runs MLflow's ~60
+    migrations (seconds each time), which every test's fresh store would pay again."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("store_template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def fresh_store(template: Path, folder: Path) -> str:
+    """The URI of a new, empty MLflow store in `folder` (a copy of the session's template)."""
+    shutil.copyfile(template, folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
 @pytest.fixture
-def zsar_home(session_home, tmp_path, monkeypatch) -> Path:
+def zsar_home(session_home, empty_store, tmp_path, monkeypatch) -> Path:
     """A fresh MLflow store per test (in tmp_path), sharing the session's demo data."""
     monkeypatch.setenv("ZSAR_HOME", str(session_home))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_store(empty_store, tmp_path))
     return session_home
 
 

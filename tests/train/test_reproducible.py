@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from zsar.config import resolve
 from zsar.train.runner import run
-from conftest import cli_env, run_cli, zsar_command
+from conftest import cli_env, fresh_store, run_cli, zsar_command
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +47,10 @@ def busy_cores():
 
 
 @pytest.fixture(scope="module")
-def reference(small_demo_root, session_home, ray_session, tmp_path_factory):
+def reference(small_demo_root, session_home, empty_store, ray_session, tmp_path_factory):
     """The uninterrupted run every other run here is compared with (4 epochs, 1 decode task)."""
     before = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path_factory.mktemp('repro_store') / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = fresh_store(empty_store, tmp_path_factory.mktemp("repro_store"))
     yield run(_cfg(small_demo_root, "reference"))
     if before is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)

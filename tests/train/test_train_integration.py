@@ -139,8 +139,8 @@ def test_eval_targets_log_per_split_and_mean(demo_root, zsar_home, ray_session, 
     assert "demo_targets/top1_mean" in logged and "hm" in logged  # the protocol's own metrics too
 
 
-def test_demo_command_prints_the_table(demo_root, zsar_home, tmp_path):
-    out = run_cli("demo", "--out", str(tmp_path / "demo"), "--epochs", "2")
+def test_demo_command_prints_the_table(zsar_home, ray_session, tmp_path):
+    out = run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| method | base | novel | HM |" in out.stdout
     assert "| frozen_clip |" in out.stdout and "| vificlip |" in out.stdout

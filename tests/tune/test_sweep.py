@@ -1,9 +1,12 @@
 """Sweeps end to end on a small rendering of the demo data with the 32-pixel random CLIP: real Ray
 Tune + Optuna + ASHA, real MLflow (SQLite), real decoded videos.
 
-One 4-trial SC-CLIP sweep (module fixture) serves several checks; trial 1 is forced to NaN with a
-learning rate of 1e30. Reproduction tolerance: `zsar train --config best.yaml` with the same seed
-gives the best trial's `val_hm` within 1e-3 points (same clips, same seeded shuffle, one thread).
+One 4-trial SC-CLIP sweep (module fixture, 2 decode tasks, both cores loaded by another process)
+serves several checks; trial 1 is forced to NaN with a learning rate of 1e30. Reproduction
+tolerance: `zsar train --config best.yaml` with the same seed gives the best trial's `val_hm` and
+`hm` within 1e-3 points, whether its clips are decoded live, read from the prepared-clip cache or
+its frozen inputs from the feature cache; the same spec in a fresh ZSAR_HOME gives every trial's
+metrics again.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli
+from conftest import fresh_store, run_cli
 from zsar.track.sweep_runs import read_state
 
 pytestmark = pytest.mark.integration
@@ -30,7 +33,7 @@ TOLERANCE = 1e-3  # points of val_hm
 def _write_spec(path: Path, root: Path, name: str, **change) -> Path:
     spec = {
         "name": name, "method": "sc_clip", "dataset": "demo", "root": str(root), "protocol": "base2novel", "split": "s1",
-        "overrides": {"data": {"augment": False, "num_frames": 2, "decode_tasks": 1},
+        "overrides": {"data": {"augment": False, "num_frames": 2, "decode_tasks": 2, "decode_batch": 2},
                       "optim": {"epochs": 3, "batch_size": 8, "eval_batch_size": 32},
                       "tracking": {"experiment": "sweeps-it"}},
         "space": {"tau": {"uniform": [20.0, 80.0]}, "optim.lr": {"choice": [0.003, 0.01, 1.0e30]}},
@@ -45,11 +48,11 @@ def _write_spec(path: Path, root: Path, name: str, **change) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sweep_env(tmp_path_factory, session_home):
+def sweep_env(tmp_path_factory, session_home, empty_store):
     tmp = tmp_path_factory.mktemp("sweep")
     mp = pytest.MonkeyPatch()
     mp.setenv("ZSAR_HOME", str(session_home))
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    mp.setenv("MLFLOW_TRACKING_URI", fresh_store(empty_store, tmp))
     yield tmp
     mp.undo()
 
@@ -59,7 +62,13 @@ def sweep(sweep_env, small_demo_root, ray_session):
     from zsar.tune.sweep import run_sweep
 
     spec = _write_spec(sweep_env / "spec.yaml", small_demo_root, "it-sweep")
-    result = run_sweep(spec, storage=str(sweep_env / "tune"), verbose=0)
+    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]  # a busy machine
+    try:
+        result = run_sweep(spec, storage=str(sweep_env / "tune"), verbose=0)
+    finally:
+        for p in load:
+            p.kill()
+            p.wait()
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("sweeps-it")
     runs = client.search_runs([exp.experiment_id], max_results=100)
@@ -136,12 +145,46 @@ def test_best_names_the_best_child_and_its_config_reproduces(sweep, tmp_path):
     config = yaml.safe_load(out.read_text())
     assert config["seed"] == 0 and config["run"]["name"] is None and config["selection"] == "val"
 
-    assert main(["train", "--config", str(out), "--name", "reproduce", "--set", f"run.storage={tmp_path}"]) == 0
+    assert "# zsar.record manifest_hash=" in out.read_text() and "# zsar.record config_hash=" in out.read_text()
+
     client = sweep["client"]
-    again = client.search_runs([best.info.experiment_id], "tags.mlflow.runName = 'reproduce'")[0]
-    assert again.data.tags["selection"] == "val"
-    assert again.data.metrics["val_hm"] == pytest.approx(best.data.metrics["val_hm"], abs=TOLERANCE)
-    assert again.data.metrics["hm"] == pytest.approx(best.data.metrics["hm"], abs=TOLERANCE)
+    prepared = tmp_path / "clips"
+    assert main(["prepare", "--config", str(out), "--set", f"data.prepared_cache={prepared}"]) == 0
+    ways = {"live": ["data.feature_cache=false", "data.use_prepared=false"],
+            "prepared": ["data.feature_cache=false", f"data.prepared_cache={prepared}"],
+            "features": ["data.feature_cache=true", "data.use_prepared=false"]}
+    for way, sets in ways.items():
+        assert main(["train", "--config", str(out), "--name", f"reproduce-{way}", "--set", f"run.storage={tmp_path}",
+                     *sets]) == 0
+        again = client.search_runs([best.info.experiment_id], f"tags.mlflow.runName = 'reproduce-{way}'")[0]
+        assert again.data.tags["selection"] == "val"
+        for key in ("val_hm", "hm"):
+            assert again.data.metrics[key] == pytest.approx(best.data.metrics[key], abs=TOLERANCE), (way, key)
+        record = {k: v for k, v in again.data.tags.items() if k.startswith("zsar.record.")}
+        assert record["zsar.record.manifest_hash"] == best.data.tags["zsar.record.manifest_hash"]
+        assert record["zsar.record.config_hash"] == best.data.tags["zsar.record.config_hash"]  # how data is read is not in it
+
+
+def test_the_same_spec_in_a_fresh_zsar_home_gives_every_trial_again(sweep, small_demo_root, tmp_path, empty_store,
+                                                                     monkeypatch):
+    from zsar.tune.sweep import run_sweep
+
+    monkeypatch.setenv("ZSAR_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_store(empty_store, tmp_path))
+    again = run_sweep(sweep["spec"], storage=str(tmp_path / "tune"), verbose=0)
+
+    def by_params(state) -> dict:
+        return {json.dumps(e["params"], sort_keys=True): e for e in state["trials"].values()}
+
+    first, second = by_params(sweep["state"]), by_params(read_state(again.path))
+    assert first.keys() == second.keys() and len(first) == 4
+    client, other = sweep["client"], MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    for params, entry in first.items():
+        a, b = client.get_run(entry["run_id"]), other.get_run(second[params]["run_id"])
+        assert a.info.status == b.info.status, params
+        for key in ("val_hm", "hm", "train/loss"):
+            if key in a.data.metrics:
+                assert b.data.metrics[key] == a.data.metrics[key], (params, key)
 
 
 def test_misspelt_parameter_fails_before_launch(sweep_env, small_demo_root, capsys):

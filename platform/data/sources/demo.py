@@ -23,9 +23,14 @@ def default_root() -> Path:
     return zsar_home() / "data" / f"demo-v{synth.FORMAT_VERSION}"
 
 
-def ensure_demo(root: Path | None = None, quiet: bool = False) -> Path:
-    """Synthesise the demo dataset into `root` (default ZSAR_HOME/data/demo-vN) unless present."""
-    root = Path(root) if root else default_root()
+SMALL = {"train_per_class": 6, "test_per_class": 3}  # `zsar demo --quick`: 96 + 48 videos
+
+
+def ensure_demo(root: Path | None = None, quiet: bool = False, small: bool = False) -> Path:
+    """Synthesise the demo dataset into `root` (default ZSAR_HOME/data/demo-vN, or demo-small-vN
+    with `small`) unless present."""
+    root = Path(root) if root else (default_root().with_name(f"demo-small-v{synth.FORMAT_VERSION}") if small
+                                    else default_root())
     if (root / "demo.json").is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -33,17 +38,17 @@ def ensure_demo(root: Path | None = None, quiet: bool = False) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process renders; the others wait and reuse it
         if (root / "demo.json").is_file():
             return root
-        return _render(root, quiet)
+        return _render(root, quiet, **(SMALL if small else {}))
 
 
-def _render(root: Path, quiet: bool) -> Path:
+def _render(root: Path, quiet: bool, **size) -> Path:
     def progress(done, total):
         if not quiet and (done % 64 == 0 or done == total):
             print(f"[zsar] synthesising demo videos: {done}/{total}", file=sys.stderr, flush=True)
 
     if not quiet:
         print(f"[zsar] demo data not found; rendering it into {root}", file=sys.stderr, flush=True)
-    return synth.synthesize(root, progress=progress)
+    return synth.synthesize(root, progress=progress, **size)
 
 
 @register_dataset("demo")
