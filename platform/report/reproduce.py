@@ -92,8 +92,9 @@ def _nest(flat: dict) -> dict:
     return out
 
 
-def _run_set(run: dict, weights: dict, declared: dict) -> dict:
-    """The recipe's `set` of one run (dotted keys) with `{weights.NAME}` filled in, nested."""
+def _run_set(run: dict, weights: dict, declared: dict, placeholders: bool) -> dict:
+    """The recipe's `set` of one run (dotted keys) with `{weights.NAME}` filled in, nested; with
+    `placeholders`, a required weight not given reads `<--weights NAME=PATH>` (for --dry-run)."""
     flat = {}
     for key, value in (run.get("set") or {}).items():
         names = WEIGHT_REF.findall(value) if isinstance(value, str) else []
@@ -101,8 +102,11 @@ def _run_set(run: dict, weights: dict, declared: dict) -> dict:
         if absent:
             if all((declared.get(n) or {}).get("optional") for n in absent):
                 continue
-            raise ConfigError(f"recipe run {run['name']} needs --weights {absent[0]}=PATH "
-                              f"({(declared.get(absent[0]) or {}).get('help', 'a checkpoint')})")
+            if placeholders:
+                weights = {**weights, **{n: f"<--weights {n}=PATH>" for n in absent}}
+            else:
+                raise ConfigError(f"recipe run {run['name']} needs --weights {absent[0]}=PATH "
+                                  f"({(declared.get(absent[0]) or {}).get('help', 'a checkpoint')})")
         flat[key] = WEIGHT_REF.sub(lambda m: weights[m.group(1)], value) if names else value
     return _nest(flat)
 
@@ -116,7 +120,7 @@ def resolve_runs(recipe: dict, roots: dict, weights: dict, overrides: dict, expa
                           f"it takes: {', '.join(recipe.get('weights') or {}) or 'none'}")
     out = []
     for run in recipe["runs"]:
-        layers = _run_set(run, weights, recipe.get("weights") or {})
+        layers = _run_set(run, weights, recipe.get("weights") or {}, placeholders=expand)
         place = {"split": run.get("split"), "roots": dict(roots)}
         if run["dataset"] in roots:
             place["root"] = roots[run["dataset"]]
