@@ -199,7 +199,7 @@ def _load_file(cfg, path: str, device) -> tuple[torch.nn.Module, str, dict]:
         base_state = base.model.state_dict() if base is not None else _pretrained_state(cfg, imported, result.from_base)
         bad = [k for k in result.from_base if k not in base_state or base_state[k].shape != shapes[k].shape]
         if bad:
-            raise ZsarError(f"the base weights ({cfg.pretrained}) of {path} lack {', '.join(bad[:3])} in the shape "
+            raise ZsarError(f"the base weights ({base.source if base is not None else cfg.pretrained}) of {path} lack {', '.join(bad[:3])} in the shape "
                             f"{cfg.name} needs; set backbone.pretrained to the weights it was trained from")
         state.update({k: base_state[k] for k in result.from_base})
         shown = ", ".join(result.from_base[:3]) + (" ..." if len(result.from_base) > 3 else "")
