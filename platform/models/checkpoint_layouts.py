@@ -299,20 +299,34 @@ def fitting_models(weights: dict, activation: str | None = None) -> list[str]:
 
 
 def _meta_model(name: str, activation: str | None):
+    import logging
+
     import open_clip
 
-    with torch.device("meta"):  # shapes only: nothing allocated
-        return open_clip.create_model(name, pretrained=None, device="meta", force_quick_gelu=activation == "quick_gelu")
+    logging.disable(logging.WARNING)  # open_clip warns that no weights were loaded: intended here
+    try:
+        with torch.device("meta"):  # shapes only: nothing allocated
+            return open_clip.create_model(name, pretrained=None, device="meta", force_quick_gelu=activation == "quick_gelu")
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _with_activation(name: str, activation: str | None) -> str:
+    import open_clip
+
+    own = "quick_gelu" if (open_clip.get_model_config(name) or {}).get("quick_gelu") else "gelu"
+    return name if activation in (None, own) else f"{name} (built with {activation})"
 
 
 def inspect_checkpoint(path: str | Path, fmt: str = "auto") -> list[tuple[str, str]]:
     """What `zsar weights inspect` prints: (field, value) lines."""
     imported = read_checkpoint(path, fmt)
-    fits = fitting_models(imported.weights, imported.activation)
+    fits = [imported.base["name"]] if (imported.base or {}).get("name") else fitting_models(imported.weights, imported.activation)
     trained = {"quick_gelu": "quick_gelu (code bases built on OpenAI's CLIP train with QuickGELU)",
                None: "from the run's backbone" if imported.base is not None else "the model config's (the layout does not say)"}
     lines = [("file", str(imported.path)), ("format", imported.format),
-             ("fits", ", ".join(fits) if fits else "no open_clip model config (not a ViT CLIP of a known shape)"),
+             ("fits", ", ".join(_with_activation(n, imported.activation) for n in fits) if fits
+              else "no open_clip model config (not a ViT CLIP of a known shape)"),
              ("activation", trained.get(imported.activation, imported.activation))]
     if imported.meta:
         lines.append(("metadata", ", ".join(f"{k}={v}" for k, v in imported.meta.items())))
