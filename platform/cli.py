@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sweep_commands(sub)
     _add_cluster_commands(sub)
+    _add_weights_commands(sub)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the store in use")
     p.add_argument("--port", type=int, default=5000)
@@ -125,6 +126,25 @@ def _add_sweep_commands(sub) -> None:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--experiment", help="MLflow experiment (default: all)")
     p.add_argument("--out", help="write the best run's config here (zsar train --config FILE reproduces it)")
+
+
+def _add_weights_commands(sub) -> None:
+    p = sub.add_parser("weights", help="inspect a foreign checkpoint, or pre-fetch a pretrained tag into the local cache")
+    wsub = p.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
+    q = wsub.add_parser("inspect", help="detected layout, the open_clip model it fits, and the keys it would drop")
+    q.add_argument("path", help="a weights file or zsar checkpoint folder")
+    q.add_argument("--format", default="auto", help="force a layout: open_clip, openai, vificlip, pyslowfast, zsar")
+    q = wsub.add_parser("fetch", help="download a pretrained tag's weights into the Hugging Face cache (needs internet); prints the file")
+    q.add_argument("tag", help="an open_clip pretrained tag, e.g. openai")
+    q.add_argument("--model", default="ViT-B-16", help="the open_clip model name (default ViT-B-16)")
+
+    p = sub.add_parser("reproduce", help="run the recipe of one published table and print ours beside the published numbers")
+    p.add_argument("table", help="a shipped recipe (zsar reproduce --list) or a recipe .yaml file")
+    p.add_argument("--root", action="append", default=[], metavar="DATASET=DIR",
+                   help="a dataset root (repeatable; a bare DIR is the first run's dataset)")
+    p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH", help="a checkpoint the recipe names (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override every run's config")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configs, the roots and weights needed, and the published rows")
 
 
 def _add_cluster_commands(sub) -> None:
@@ -405,6 +425,36 @@ def cmd_ui(args):
     serve(args.host, args.port)
 
 
+def cmd_weights(args):
+    from zsar.models.backbone import add_model_configs
+
+    add_model_configs()
+    if args.weights_command == "inspect":
+        from zsar.models.checkpoint_layouts import inspect_checkpoint
+
+        for name, value in inspect_checkpoint(args.path, args.format):
+            print(f"{name}: {value}")
+    else:
+        from zsar.models.pretrained import fetch_tag
+
+        print(fetch_tag(args.model, args.tag))
+
+
+def cmd_reproduce(args):
+    from zsar.config import parse_set
+    from zsar.report.reproduce import load_recipe, parse_pairs, reproduce
+
+    first = load_recipe(args.table)["runs"][0]["dataset"]
+    out = reproduce(args.table, parse_pairs(args.root, "--root", default_key=first), parse_pairs(args.weights, "--weights"),
+                    parse_set(args.overrides), dry_run=args.dry_run)
+    if args.dry_run:
+        import yaml
+
+        print(yaml.safe_dump(out, sort_keys=False), end="")
+    else:
+        print(out)
+
+
 def cmd_demo(args):
     from zsar.demo import run_demo
 
@@ -430,6 +480,8 @@ COMMANDS = {
     ("submit",): cmd_submit,
     ("jobs",): cmd_jobs,
     ("ui",): cmd_ui,
+    ("weights",): cmd_weights,
+    ("reproduce",): cmd_reproduce,
 }
 
 
@@ -439,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     key = tuple(x for x in (args.command, getattr(args, "config_command", None), getattr(args, "data_command", None),
                             getattr(args, "cache_command", None)) if x)
-    key = key[:1] if key[0] == "jobs" else key
+    key = key[:1] if key[0] in ("jobs", "weights") else key
     try:
         status = COMMANDS[key](args)
     except ZsarError as e:

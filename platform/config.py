@@ -84,7 +84,9 @@ class OptimConfig:
 class BackboneConfig:
     name: str = F("ViT-B-16", help="open_clip model name, or a zsar tiny config (zsar-tiny, zsar-tiny-64)")
     pretrained: Optional[str] = F("openai", help="open_clip pretrained tag, or a local weights file")
-    checkpoint: Optional[str] = F(None, help="a local weights file (wins over `pretrained`)")
+    checkpoint: Optional[str] = F(None, help="a local weights file (wins over `pretrained`): open_clip, OpenAI TorchScript, ViFi-CLIP, PySlowFast (FROSTER, Open-VCLIP, SC-CLIP) or a zsar checkpoint; keys it lacks come from `pretrained`")
+    checkpoint_format: Literal["auto", "open_clip", "openai", "vificlip", "pyslowfast", "zsar"] = F("auto", help="layout of `checkpoint`; auto: detected from its keys")
+    activation: Optional[Literal["gelu", "quick_gelu"]] = F(None, help="MLP activation; null: what the weights were trained with (the pretrained tag's config, the checkpoint's layout, else the model config)")
     seed: int = F(0, help="init seed for random-weight backbones")
 
 

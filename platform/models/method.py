@@ -15,7 +15,9 @@ method uses (skeleton methods need none, or only the text tower); `bind_train_la
 once, before weights are restored, with the training label set (a classifier head sizes itself
 there); `closed_set` methods are scored only on parts whose classes they were trained on;
 `pretrained_checkpoints(cfg)` lists the checkpoints a method loads weights from (the runner
-refuses one trained on a class the protocol holds out).
+refuses one trained on a class the protocol holds out); `load_extras` takes the weights of an
+imported checkpoint (`backbone.checkpoint`) that lie outside the CLIP model (adapters, heads), by
+default those whose name and shape match the method's own, right after construction.
 
 Frozen inputs: `frozen_inputs(cfg)` declares tensors that frozen weights compute from the decoded
 clip (`zsar.data.features.FrozenInput`); `compute_frozen(name, x)` computes one, and the method
@@ -34,7 +36,7 @@ import torch.nn.functional as nnf
 
 from zsar.data.video import normalize_clips
 from zsar.home import cache_dir
-from zsar.models.backbone import Backbone
+from zsar.models.backbone import Backbone, log
 from zsar.models.text import ClassEmbeddingCache, LabelSet, class_prompts, encode_text
 
 
@@ -43,7 +45,28 @@ class NoConfig:
     """A method without hyperparameters of its own."""
 
 
-class Method(nn.Module):
+def _group(keys: list[str]) -> str:
+    """'projector_v.* (4), head (1)': checkpoint keys by module, block numbers folded."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        parts = ["*" if p.isdigit() else p for p in key.split(".")]
+        module = ".".join(parts[:-1]) or parts[0]
+        counts[module] = counts.get(module, 0) + 1
+    return ", ".join(f"{m} ({n})" for m, n in counts.items())
+
+
+class _OffersExtras(type(nn.Module)):
+    """Once a method is built, the checkpoint weights its backbone had no place for are offered to
+    it (`Method.load_extras`), wherever the method is constructed (training loop, feature cache,
+    report)."""
+
+    def __call__(cls, *args, **kwargs):
+        method = super().__call__(*args, **kwargs)
+        method.offer_extras()
+        return method
+
+
+class Method(nn.Module, metaclass=_OffersExtras):
     name = ""
     modality = "video"
     Config = NoConfig
@@ -79,12 +102,34 @@ class Method(nn.Module):
         self.clip = backbone.model
         self.tokenizer = backbone.tokenizer
         self.backbone_info = {"name": backbone.name, "source": backbone.source, "fingerprint": backbone.fingerprint}
+        self.pending_extras = dict(backbone.extras)
         self.pixel_mean, self.pixel_std = backbone.mean, backbone.std
         self._text_cache = (
             ClassEmbeddingCache(f"{backbone.identity}/text", self._encode_sentences, cache_dir("text"))
             if self.text_frozen
             else None
         )
+
+    # ------------------------------------------------------------------ checkpoint extras
+    def load_extras(self, extras: dict) -> list[str]:
+        """Load checkpoint weights the backbone had no place for (adapters, heads, prompts; named as
+        in the file, `clip.<key>` when inside a tower) into this method's weights of the same name
+        and shape; returns the names not taken. A method overrides this to map a published
+        layout's names onto its own modules."""
+        own = self.state_dict()
+        take = {k: v for k, v in extras.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+        if take:
+            self.load_state_dict(take, strict=False)
+        return sorted(set(extras) - set(take))
+
+    def offer_extras(self) -> None:
+        extras = self.__dict__.pop("pending_extras", None)
+        if not extras:
+            return
+        left = self.load_extras(extras)
+        taken = len(extras) - len(left)
+        line = f"{self.name or type(self).__name__}: {taken} of {len(extras)} checkpoint weight(s) outside the CLIP model loaded into the method"
+        log(line + (f"; not used: {_group(left)}" if left else ""))
 
     # ------------------------------------------------------------------ text side
     def prompts(self, labels: LabelSet) -> list[list[str]]:

@@ -1,8 +1,9 @@
-"""A checked plan -> the Ray Datasets a run reads: decoded clips (live, or from the prepared-clip
-cache) or a frozen encoder's outputs from the feature cache.
+"""A checked plan -> the feeds a run reads (zsar.data.feed): decoded clips (live, or from the
+prepared-clip cache) or a frozen encoder's outputs from the feature cache.
 
-Datasets are named "train" and "eval/<part>" (`dataset_name`). `build_datasets` is what a run and
-a sweep call; `prepare_clips` (`zsar prepare`) writes the same parts into the prepared-clip cache.
+Feeds are named "train" and "eval/<part>" (`dataset_name`). `build_feeds` is what a run and a sweep
+call, once, on the driver; `loop_data` is what each worker makes of them; `prepare_clips`
+(`zsar prepare`) writes the same parts into the prepared-clip cache.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import functools
 import re
 
 from zsar.config import ExperimentConfig
-from zsar.errors import ConfigError
 from zsar.data.dataset import Plan
 from zsar.data.order import seed_key
+from zsar.errors import ConfigError
 from zsar.home import cache_dir
 from zsar.log import log
 from zsar.registry import DATASETS, METHODS

@@ -116,7 +116,8 @@ def part_metrics(scores, labels, prefix: str = "", seen_mask=None, gamma: float 
 
 def derived_metrics(kind: str, prefixes: Sequence[str], metrics: dict) -> dict:
     """Metrics that follow from the per-label-set ones: `hm` for base-to-novel (and `val_hm` for
-    the pseudo-novel validation split), and `<dataset>/top1_mean|std` over eval-target splits."""
+    the pseudo-novel validation split), and `<dataset>/top1_mean|std` over eval-target splits
+    (the full test set, split `full`, is reported on its own, not averaged with its splits)."""
     out = {}
     if kind == "base2novel" and "base_top1" in metrics and "novel_top1" in metrics:
         out["hm"] = harmonic_mean(metrics["base_top1"], metrics["novel_top1"])
@@ -124,7 +125,7 @@ def derived_metrics(kind: str, prefixes: Sequence[str], metrics: dict) -> dict:
         out["val_hm"] = harmonic_mean(metrics["val_base_top1"], metrics["val_novel_top1"])
     groups: dict[str, list[float]] = {}
     for prefix in prefixes:
-        if prefix.count("/") == 2 and prefix.endswith("/") and f"{prefix}top1" in metrics:  # "<dataset>/<split>/"
+        if prefix.count("/") == 2 and prefix.endswith("/") and f"{prefix}top1" in metrics and prefix.split("/")[1] != "full":  # "<dataset>/<split>/"
             groups.setdefault(prefix.split("/")[0], []).append(metrics[f"{prefix}top1"])
     for dataset, values in groups.items():
         out[f"{dataset}/top1_mean"], out[f"{dataset}/top1_std"] = mean_std(values)
