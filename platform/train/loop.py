@@ -25,6 +25,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -284,6 +285,8 @@ def checkpoint_and_report(run: Run, reporter: Reporter, metrics: dict, results: 
 
 def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter, ctx: WorkerContext,
              resume_from: str | None = None) -> dict:
+    # Ray hands batches over zero-copy (read-only); the loop only reads them
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     cfg = from_dict(ExperimentConfig, cfg_dict)
     threads = set_threads(cfg)
     if cfg.run.deterministic:

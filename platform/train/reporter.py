@@ -3,6 +3,7 @@ Train (`ray.train.report`), inside a Tune trial (`ray.tune.report`), or in the d
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -69,9 +70,12 @@ class LocalReporter:
         self.on_report = on_report
         self.keep = keep
         self.reports: list[dict] = []
+        for partial in self.run_dir.glob("checkpoint_*.tmp"):  # a copy cut off by a killed process
+            shutil.rmtree(partial, ignore_errors=True)
 
     def _checkpoints(self) -> list[Path]:
-        return sorted(self.run_dir.glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[1]))
+        done = [p for p in self.run_dir.glob("checkpoint_*") if re.fullmatch(r"checkpoint_\d+", p.name)]
+        return sorted(done, key=lambda p: int(p.name.split("_")[1]))
 
     def report(self, metrics, checkpoint_dir):
         dest = None

@@ -41,6 +41,7 @@ class RunResult:
     checkpoint: str | None
     tracking_uri: str
     children: list = field(default_factory=list)
+    split: str | None = None
 
 
 
@@ -81,7 +82,7 @@ def run_all_splits(cfg: ExperimentConfig, splits, *, dry_run: bool = False):
         means[f"{key}_mean"], means[f"{key}_std"] = mean_std([c.metrics[key] for c in children])
     track.log_metrics(uri, parent_id, means, step=0)
     track.finish(uri, parent_id)
-    return RunResult(parent_id, name, means, None, uri, children)
+    return RunResult(parent_id, name, means, None, uri, children, "all")
 
 
 def _tags(cfg: ExperimentConfig, split: str) -> dict:
@@ -144,7 +145,7 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
         raise
     _log_final(uri, run_id, cfg, plan, metrics, best)
     track.finish(uri, run_id)
-    return RunResult(run_id, name, metrics, best, uri)
+    return RunResult(run_id, name, metrics, best, uri, split=cfg.split)
 
 
 
@@ -175,7 +176,7 @@ def _finished_result(uri: str, run_id: str, name: str, run_dir: Path) -> RunResu
     from mlflow.tracking import MlflowClient
 
     run = MlflowClient(tracking_uri=uri).get_run(run_id)
-    return RunResult(run_id, name, dict(run.data.metrics), None, uri)
+    return RunResult(run_id, name, dict(run.data.metrics), None, uri, split=run.data.tags.get("split"))
 
 
 def checkpoint_config(path: str) -> dict:

@@ -17,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from zsar.config import resolve
+from zsar.train import checkpoint as ckpt
 from zsar.train.runner import run
 from conftest import cli_env, fresh_store, run_cli, zsar_command
 
@@ -76,7 +77,7 @@ def test_a_run_killed_after_epoch_2_continues_exactly(reference, small_demo_root
     proc = subprocess.Popen(zsar_command(*args), stdout=log, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
 
     def epoch_two_saved() -> bool:
-        return any(json.loads(m.read_text()).get("epoch") == 2 for m in (storage / "killed").glob("checkpoint_*/metrics.json"))
+        return any(ckpt.is_complete(c) and ckpt.epoch_of(c) == 2 for c in (storage / "killed").glob("checkpoint_*"))
 
     deadline = time.time() + 600
     while time.time() < deadline and not epoch_two_saved() and proc.poll() is None:
