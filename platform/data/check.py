@@ -4,7 +4,9 @@ Builds every plan asked for (one protocol and split, or all of them), then decod
 every video those plans use. Reports every problem on its own line (`kind  path: reason`): files
 a list or annotation names that are not there, files that do not decode, list entries of unknown
 classes, duplicates, a video or class on both sides of a split, a list that disagrees with the
-dataset about a class, parts left empty. Then a summary.
+dataset about a class, parts left empty. Then a summary. An evaluation video with the same size and
+the same first MB as a training video of the same plan, under another name, is flagged
+(`same_content`, a warning: a human decides whether it is a copy).
 
 Exit status: 0 when the dataset is usable, 1 when it is not: any structural problem, or more
 missing + unreadable videos than `max_failures` (a fraction of the videos the plans name; Kinetics
@@ -163,7 +165,7 @@ def same_content_across(sides: list[tuple[str, list[str], list[str]]]) -> list[t
             hashes[path] = _head_hash(path)
         return sizes[path], hashes[path]
 
-    found = []
+    found, flagged = [], set()
     for where, train, evals in sides:
         train_sizes = {sizes[p] for p in train if p in sizes}
         candidates = [p for p in evals if sizes.get(p) in train_sizes]
@@ -172,7 +174,8 @@ def same_content_across(sides: list[tuple[str, list[str], list[str]]]) -> list[t
         by_key = {key(p): p for p in train if sizes.get(p) in {sizes[c] for c in candidates}}
         for path in candidates:
             twin = by_key.get(key(path))
-            if twin is not None and twin != path and key(path)[1] is not None:
+            if twin is not None and twin != path and key(path)[1] is not None and path not in flagged:
+                flagged.add(path)
                 found.append((where, path, twin))
     return found
 
@@ -212,7 +215,8 @@ def check_dataset(dataset: str, root: str | None, protocol: str | None = None, s
                               [p for e in plan.evals for p in e.manifest["path"].to_pylist()]))
     report.videos = len(paths)
     for where, path, twin in same_content_across(sides):
-        report.issues.add("overlap", path, f"{where}: the same content (size and first MB) as the training video {twin}")
+        report.issues.add("same_content", path, f"{where}: the same size and first MB as the training video {twin} "
+                                                "(a copy under another name would leak a test video into training)")
     if decode and paths:
         with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
             for n, (path, reason) in enumerate(zip(paths, pool.map(lambda p: probe(p, frames), paths)), 1):
