@@ -167,7 +167,7 @@ def same_content_across(sides: list[tuple[str, list[str], list[str]]]) -> list[t
 
     found, flagged = [], set()
     for where, train, evals in sides:
-        train_sizes = {sizes[p] for p in train if p in sizes}
+        train_sizes = {sizes[p] for p in train if sizes.get(p)}  # empty files are all alike: decoding reports them
         candidates = [p for p in evals if sizes.get(p) in train_sizes]
         if not candidates:
             continue
