@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="synthesise or check data")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     synth = dsub.add_parser("synth", help="render a synthetic demo dataset: real videos, or official-format .skeleton files")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--modality", choices=["video", "skeleton"], default="video")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True, help="folder to write the dataset to")
+    synth.add_argument("--modality", choices=["video", "skeleton"], default="video", help="videos (default) or .skeleton files")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the rendering (default 0)")
     check = dsub.add_parser("check", help="validate a dataset tree against its protocols; every failed file with its reason")
     check.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
     check.add_argument("--root", help="the dataset's folder or URI")
@@ -123,8 +123,8 @@ def _add_sweep_commands(sub) -> None:
     p.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
     p.add_argument("--protocol", help="only runs under this protocol (default: any)")
     p.add_argument("--metric", default="hm", help="ranked by val_<metric> for selection=val runs, <metric> for selection=test")
-    p.add_argument("--mode", choices=["max", "min"], default="max")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--mode", choices=["max", "min"], default="max", help="max (default): higher is better; min for a loss")
+    p.add_argument("--top", type=int, default=5, help="how many runs to list (default 5)")
     p.add_argument("--experiment", help="MLflow experiment (default: all)")
     p.add_argument("--out", help="write the best run's config here (zsar train --config FILE reproduces it)")
 
@@ -144,7 +144,7 @@ def _add_cluster_commands(sub) -> None:
     jsub.add_parser("list", help="every job on the cluster").add_argument("--address", **addr)
     for name, text in (("status", "a job's status"), ("logs", "a job's logs"), ("stop", "stop a job")):
         q = jsub.add_parser(name, help=text)
-        q.add_argument("job_id")
+        q.add_argument("job_id", help="the job's submission id (zsar jobs list)")
         q.add_argument("--address", **addr)
         if name == "logs":
             q.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
@@ -384,7 +384,9 @@ def cmd_best(args):
     from zsar.track.best import format_table, rank_runs, write_best
 
     METHODS.get(args.method)  # a typo is an error that names the closest name, not an empty table
-    DATASETS.get(args.dataset).check_protocol(args.protocol, None) if args.protocol else None
+    dataset = DATASETS.get(args.dataset)
+    if args.protocol:
+        dataset.check_protocol(args.protocol, None)
     ranked, early = rank_runs(args.method, args.dataset, args.protocol, args.metric, args.top, args.mode,
                               experiment=args.experiment)
     emit(format_table(ranked, args.metric, early))

@@ -63,6 +63,7 @@ def configure(level: int) -> None:
     if level < 2:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging_level = {0: logging.ERROR, 1: logging.WARNING}.get(level, logging.INFO)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", logging.getLevelName(logging_level))  # read when mlflow is imported
     for name in ("mlflow", "alembic", "ray"):
         logging.getLogger(name).setLevel(logging_level)
     if level == 0:
