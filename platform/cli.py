@@ -4,9 +4,13 @@ exit 2; anything else is a bug and keeps its traceback."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+
+from zsar import console
+from zsar.console import emit
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,7 +33,11 @@ def _add_run_args(p, *, needs_method=True):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="zsar", description="Zero-shot action recognition lab (Ray + MLflow).")
+    parser = _Parser(prog="zsar", description="Zero-shot action recognition lab (Ray + MLflow). "
+                     "stdout carries a command's result (JSON or a table); logs go to stderr.")
+    # taken out of the arguments wherever they stand (console.split_flags); listed here for --help
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the result and errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every log line (Ray and MLflow INFO, progress bars)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("demo", help="synthesise the demo data, evaluate frozen CLIP, train ViFi-CLIP, print the table")
@@ -48,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="synthesise or check data")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     synth = dsub.add_parser("synth", help="render a synthetic demo dataset: real videos, or official-format .skeleton files")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--modality", choices=["video", "skeleton"], default="video")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True, help="folder to write the dataset to")
+    synth.add_argument("--modality", choices=["video", "skeleton"], default="video", help="videos (default) or .skeleton files")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the rendering (default 0)")
     check = dsub.add_parser("check", help="validate a dataset tree against its protocols; every failed file with its reason")
     check.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
     check.add_argument("--root", help="the dataset's folder or URI")
@@ -97,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_commands(sub)
     _add_weights_commands(sub)
 
-    p = sub.add_parser("ui", help="start the MLflow UI on the store in use")
-    p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--host", default="127.0.0.1")
+    p = sub.add_parser("ui", help="start the MLflow UI on the store in use (Ctrl-C or SIGTERM stops it and its workers)")
+    p.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     return parser
 
 
@@ -118,12 +126,12 @@ def _add_sweep_commands(sub) -> None:
                    help="exit 1 when a metric differs by more than this (default 1e-3 points)")
 
     p = sub.add_parser("best", help="the best runs of a method on a dataset (sweeps and plain runs), and their config")
-    p.add_argument("--method", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--protocol")
+    p.add_argument("--method", required=True, help="a registered method (zsar methods)")
+    p.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
+    p.add_argument("--protocol", help="only runs under this protocol (default: any)")
     p.add_argument("--metric", default="hm", help="ranked by val_<metric> for selection=val runs, <metric> for selection=test")
-    p.add_argument("--mode", choices=["max", "min"], default="max")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--mode", choices=["max", "min"], default="max", help="max (default): higher is better; min for a loss")
+    p.add_argument("--top", type=int, default=5, help="how many runs to list (default 5)")
     p.add_argument("--experiment", help="MLflow experiment (default: all)")
     p.add_argument("--out", help="write the best run's config here (zsar train --config FILE reproduces it)")
 
@@ -162,7 +170,7 @@ def _add_cluster_commands(sub) -> None:
     jsub.add_parser("list", help="every job on the cluster").add_argument("--address", **addr)
     for name, text in (("status", "a job's status"), ("logs", "a job's logs"), ("stop", "stop a job")):
         q = jsub.add_parser(name, help=text)
-        q.add_argument("job_id")
+        q.add_argument("job_id", help="the job's submission id (zsar jobs list)")
         q.add_argument("--address", **addr)
         if name == "logs":
             q.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
@@ -190,18 +198,18 @@ def cmd_methods(args):
 
     for name, cls in METHODS.items():
         doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-        print(f"{name:<14} {cls.modality:<9} {doc[0] if doc else ''}")
+        emit(f"{name:<14} {cls.modality:<9} {doc[0] if doc else ''}")
 
 
 def cmd_datasets(args):
     from zsar.registry import DATASETS
 
     for _, cls in DATASETS.items():
-        print(cls.summary())
+        emit(cls.summary())
 
 
 def cmd_config_show(args):
-    print(_resolve(args).to_yaml(), end="")
+    emit(_resolve(args).to_yaml(), end="")
 
 
 def cmd_data_synth(args):
@@ -216,7 +224,7 @@ def cmd_data_synth(args):
             print(f"[zsar] rendered {done}/{total} {what}", file=sys.stderr, flush=True)
 
     out = synthesize(args.out, seed=args.seed, progress=progress)
-    print(out)
+    emit(str(out))
 
 
 def cmd_data_check(args):
@@ -227,23 +235,28 @@ def cmd_data_check(args):
 
     report = check_dataset(args.dataset, args.root, args.protocol, args.split, frames=max(args.frames, 1), jobs=args.jobs,
                            decode=not args.no_decode, max_failures=args.max_failures, progress=progress)
-    report.print()
+    report.print(out=console.result_stream())
     return 0 if report.usable else 1
 
 
 def _print_result(result):
     if isinstance(result, dict):
-        print(json.dumps(result, indent=1))
+        emit(json.dumps(result, indent=1))
         return
     shown = {k: round(v, 2) for k, v in sorted(result.metrics.items()) if isinstance(v, float) and "/" not in k or k.endswith("top1_mean")}
-    print(json.dumps({"run": result.run_name, "mlflow_run_id": result.run_id, "checkpoint": result.checkpoint, "metrics": shown}, indent=1))
-    print(f"MLflow store: {result.tracking_uri}  (zsar ui)")
+    emit(json.dumps({"run": result.run_name, "mlflow_run_id": result.run_id, "checkpoint": result.checkpoint, "metrics": shown}, indent=1))
+    print(f"MLflow store: {result.tracking_uri}  (zsar ui)", file=sys.stderr)
 
 
 def cmd_train(args):
+    from zsar.errors import ConfigError
     from zsar.track.provenance import read_header
     from zsar.train.runner import run
 
+    if not args.config and not (args.method and args.dataset):
+        missing = " and ".join(f"--{k}" for k in ("method", "dataset") if not getattr(args, k))
+        raise ConfigError(f"zsar train needs {missing} (or --config FILE); zsar methods and zsar datasets list them, "
+                          "zsar demo runs the demo")
     expected = read_header(open(args.config).read()) if args.config and os.path.isfile(args.config) else None
     _print_result(run(_resolve(args), dry_run=args.dry_run, expected_record=expected))
 
@@ -290,7 +303,7 @@ def cmd_report(args):
 
     index = build_report(args.out, experiment=args.experiment, run_filter=args.run_filter,
                          chosen_runs=args.chosen_runs, tsne_videos=args.tsne_videos)
-    print(index)
+    emit(str(index))
 
 
 def _feature_cache():
@@ -312,7 +325,7 @@ def cmd_prepare(args):
     cfg = _resolve(args)
     done = prepare_clips(cfg, cache_root=args.cache, rebuild=args.rebuild, log=lambda m: print(m, file=sys.stderr))
     for d in done:
-        print(f"{d['key']}  {d['rows']:>6} videos  {len(d['failures']):>4} failed  {d['part']}")
+        emit(f"{d['key']}  {d['rows']:>6} videos  {len(d['failures']):>4} failed  {d['part']}")
 
 
 def _age(seconds: float | None) -> str:
@@ -329,12 +342,12 @@ def _age(seconds: float | None) -> str:
 
 def cmd_cache_ls(args):
     caches = _caches()
-    print(f"{'key':<24}  {'kind':<8}  {'rows':>6}  {'size':>9}  {'age':>5}  {'hits':>4}  what")
+    emit(f"{'key':<24}  {'kind':<8}  {'rows':>6}  {'size':>9}  {'age':>5}  {'hits':>4}  what")
     total = 0
     for kind, cache in caches.items():
         for e in cache.entries():
             total += 1
-            print(f"{e['key']:<24}  {kind:<8}  {e['rows']:>6}  {e['bytes'] / 2**20:>7.1f}MB  {_age(e['created']):>5}  "
+            emit(f"{e['key']:<24}  {kind:<8}  {e['rows']:>6}  {e['bytes'] / 2**20:>7.1f}MB  {_age(e['created']):>5}  "
                   f"{e['hits']:>4}  {e['what']}")
     print(f"{total} entries in {', '.join(str(c.root) for c in caches.values())}", file=sys.stderr)
 
@@ -352,7 +365,7 @@ def cmd_cache_rm(args):
             raise ConfigError(f"cache key '{args.key}': {found} matches it (zsar cache ls lists the keys)")
         removed = holders[0].remove(args.key)
     for key in removed:
-        print(f"removed {key}")
+        emit(f"removed {key}")
     if not removed:
         print("the cache is empty", file=sys.stderr)
 
@@ -390,7 +403,7 @@ def cmd_sweep(args):
 
     result = run_sweep(args.spec, trials=args.trials, resume=args.resume, address=args.address, storage=args.storage,
                        root=args.root)
-    print(json.dumps({"sweep": result.path, "mlflow_parent_run_id": result.parent_run_id, "trials": result.trials,
+    emit(json.dumps({"sweep": result.path, "mlflow_parent_run_id": result.parent_run_id, "trials": result.trials,
                       "metric": result.metric, "best": result.best_metric, "best_params": result.best_params}, indent=1))
 
 
@@ -398,7 +411,7 @@ def cmd_rerun(args):
     from zsar.train.rerun import rerun
 
     comparison = rerun(args.run_id)
-    print(json.dumps(comparison.as_dict(), indent=1))
+    emit(json.dumps(comparison.as_dict(), indent=1))
     largest = comparison.largest
     if largest is not None:
         print(f"[zsar] largest difference: {largest[0]} {largest[1]:.3g} (tolerance {args.tolerance:g})", file=sys.stderr)
@@ -406,23 +419,28 @@ def cmd_rerun(args):
 
 
 def cmd_best(args):
-    from zsar.track.best import print_table, rank_runs, write_best
+    from zsar.registry import DATASETS, METHODS
+    from zsar.track.best import format_table, rank_runs, write_best
 
+    METHODS.get(args.method)  # a typo is an error that names the closest name, not an empty table
+    dataset = DATASETS.get(args.dataset)
+    if args.protocol:
+        dataset.check_protocol(args.protocol, None)
     ranked, early = rank_runs(args.method, args.dataset, args.protocol, args.metric, args.top, args.mode,
                               experiment=args.experiment)
-    print_table(ranked, args.metric, early)
+    emit(format_table(ranked, args.metric, early))
     if args.out:
         if not ranked:
             from zsar.errors import ZsarError
 
             raise ZsarError(f"no finished {args.method} run on {args.dataset} with {args.metric}: nothing to write")
-        print(f"wrote {write_best(args.out, ranked[0].run_id)} (MLflow run {ranked[0].run_id})")
+        print(f"wrote {write_best(args.out, ranked[0].run_id)} (MLflow run {ranked[0].run_id})", file=sys.stderr)
 
 
 def cmd_ui(args):
     from zsar.track.ui import serve
 
-    serve(args.host, args.port)
+    serve(args.host, args.port, announce=emit)
 
 
 def cmd_weights(args):
@@ -433,11 +451,11 @@ def cmd_weights(args):
         from zsar.models.checkpoint_layouts import inspect_checkpoint
 
         for name, value in inspect_checkpoint(args.path, args.format):
-            print(f"{name}: {value}")
+            emit(f"{name}: {value}")
     else:
         from zsar.models.pretrained import fetch_tag
 
-        print(fetch_tag(args.model, args.tag))
+        emit(str(fetch_tag(args.model, args.tag)))
 
 
 def cmd_reproduce(args):
@@ -450,15 +468,15 @@ def cmd_reproduce(args):
     if args.dry_run:
         import yaml
 
-        print(yaml.safe_dump(out, sort_keys=False), end="")
+        emit(yaml.safe_dump(out, sort_keys=False), end="")
     else:
-        print(out)
+        emit(str(out))
 
 
 def cmd_demo(args):
     from zsar.demo import run_demo
 
-    run_demo(out=args.out, epochs=args.epochs, quick=args.quick)
+    emit(run_demo(out=args.out, epochs=args.epochs, quick=args.quick))
 
 
 COMMANDS = {
@@ -485,20 +503,32 @@ COMMANDS = {
 }
 
 
+# Commands whose stdout is their result alone (console.results_apart): they print it with `emit`.
+# A command that prints its result with print() (submit, jobs: no local Ray) must not be listed.
+RESULT_ONLY = {("methods",), ("datasets",), ("config", "show"), ("data", "synth"), ("data", "check"), ("train",), ("eval",),
+               ("report",), ("prepare",), ("cache", "ls"), ("cache", "rm"), ("sweep",), ("best",), ("ui",), ("rerun",),
+               ("weights",), ("reproduce",), ("demo",)}
+
+
 def main(argv: list[str] | None = None) -> int:
     from zsar.errors import ZsarError
 
+    program = argv is None  # the `zsar` program itself, not a call from Python
+    argv, level = console.split_flags(sys.argv[1:] if program else list(argv))
     args = build_parser().parse_args(argv)
+    console.configure(level)
     key = tuple(x for x in (args.command, getattr(args, "config_command", None), getattr(args, "data_command", None),
                             getattr(args, "cache_command", None)) if x)
     key = key[:1] if key[0] in ("jobs", "weights") else key
+    apart = console.results_apart(program, level) if key in RESULT_ONLY else contextlib.nullcontext()
     try:
-        status = COMMANDS[key](args)
+        with apart:
+            status = COMMANDS[key](args)
     except ZsarError as e:
-        print(f"zsar: error: {e}", file=sys.stderr)
+        console.error(f"zsar: error: {e}")
         return 2
     except KeyboardInterrupt:
-        print("zsar: interrupted", file=sys.stderr)
+        console.error("zsar: interrupted")
         return 130
     return status or 0
 

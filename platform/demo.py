@@ -8,17 +8,17 @@ text towers novel accuracy is chance by construction; the point is the whole pat
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 from zsar.config import resolve
 from zsar.data.sources.demo import ensure_demo
 from zsar.home import zsar_home
+from zsar.log import log
 from zsar.train.runner import run
 
 
-def run_demo(out: str | None = None, epochs: int | None = None, quick: bool = False) -> list[dict]:
+def run_demo(out: str | None = None, epochs: int | None = None, quick: bool = False) -> str:
     """`quick`: a small rendering (6 training and 3 test videos per class) and 2 epochs, to see the
     whole path work in well under a minute."""
     t0 = time.time()
@@ -30,7 +30,7 @@ def run_demo(out: str | None = None, epochs: int | None = None, quick: bool = Fa
     rows = []
     steps = [("frozen_clip", {}), ("vificlip", {"optim": {"epochs": epochs}} if epochs else {})]
     for i, (method, extra) in enumerate(steps, 1):
-        print(f"[zsar] demo step {i}/{len(steps)}: {method} on demo/base2novel", file=sys.stderr, flush=True)
+        log(f"demo step {i}/{len(steps)}: {method} on demo/base2novel")
         overrides = {"tracking": {"experiment": "zsar-demo"}, "run": {"name": f"demo-{method}-{stamp}"}, **extra}
         if quick:
             overrides["root"] = str(root)
@@ -40,14 +40,12 @@ def run_demo(out: str | None = None, epochs: int | None = None, quick: bool = Fa
         rows.append({"method": method, "base": m["base_top1"], "novel": m["novel_top1"], "hm": m["hm"],
                      "mlflow_run_id": result.run_id, "tracking_uri": result.tracking_uri})
     table = format_table(rows)
-    print(table)
     (out_dir / "results.md").write_text(table + "\n")
     (out_dir / "results.json").write_text(json.dumps(rows, indent=1))
     uri = rows[0]["tracking_uri"]
-    print(f"\nMLflow store: {uri} (experiment 'zsar-demo')")
-    print("Open it with:  zsar ui    (then http://127.0.0.1:5000)")
-    print(f"Results table: {out_dir / 'results.md'}   ({time.time() - t0:.0f} s)")
-    return rows
+    log(f"MLflow store: {uri} (experiment 'zsar-demo'); open it with `zsar ui` (then http://127.0.0.1:5000)")
+    log(f"results table: {out_dir / 'results.md'} ({time.time() - t0:.0f} s)")
+    return table
 
 
 def format_table(rows: list[dict]) -> str:

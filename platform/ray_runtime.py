@@ -3,12 +3,54 @@
 Locally, Ray gets more logical CPUs than the machine has cores, so that Train workers, Ray Data
 decode tasks and Tune trials cannot starve each other on a 2-core laptop (decode is mostly I/O and
 native code). An address, or RAY_ADDRESS, joins an existing cluster instead.
+
+What Ray prints follows `verbosity()` (the CLI's `--quiet` / `-v`, through ZSAR_VERBOSITY):
+0 only errors, and workers' output is not echoed to the driver; 1 (default) warnings, without the
+notices that say nothing about this run (`HARMLESS`); 2 everything, INFO included. Where Ray echoes
+worker output (stdout or stderr) on the driver, the CLI has already pointed the driver's stdout at
+stderr, so a command's result stays alone on stdout.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+
+VERBOSITY_ENV = "ZSAR_VERBOSITY"
+
+# (logger, start of the message) of notices that say nothing about the run:
+# - a new local cluster always enables token authentication and says so;
+# - zsar turns Ray Data's progress bars off on purpose (it prints its own progress lines).
+HARMLESS = (
+    ("ray._private.authentication.authentication_token_setup", "Token authentication is enabled for this Ray cluster"),
+    ("ray.data._internal.progress", "Progress bars disabled"),
+)
+
+
+def verbosity() -> int:
+    try:
+        return int(os.environ.get(VERBOSITY_ENV, "1"))
+    except ValueError:
+        return 1
+
+
+class _DropNotice(logging.Filter):
+    def __init__(self, start: str):
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.start)
+
+
+def silence_harmless_notices() -> None:
+    """Drop the `HARMLESS` notices in this process (once; verbosity 2 keeps them)."""
+    if verbosity() >= 2:
+        return
+    for name, start in HARMLESS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNotice) and f.start == start for f in logger.filters):
+            logger.addFilter(_DropNotice(start))
 
 
 def local_cpus() -> int:
@@ -21,8 +63,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    silence_harmless_notices()
+    level = {0: logging.ERROR, 1: logging.WARNING}.get(verbosity(), logging.INFO)
     address = address or os.environ.get("RAY_ADDRESS")
-    kwargs = dict(logging_level=logging.WARNING, log_to_driver=True, configure_logging=True)
+    kwargs = dict(logging_level=level, log_to_driver=verbosity() > 0, configure_logging=True)
     if address:
         ray.init(address=address, **kwargs)
     else:

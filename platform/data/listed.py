@@ -23,6 +23,7 @@ from zsar.data import protocols, remote
 from zsar.data.classnames import class_key, vocab
 from zsar.data.dataset import VIDEO_EXTENSIONS, Dataset, Part, Plan, make_manifest
 from zsar.data.files import FileIndex, Issues
+from zsar.data.sources import root_error
 from zsar.data.tree import Tree
 from zsar.errors import DataError
 from zsar.models.text import LabelSet
@@ -38,12 +39,15 @@ class ListedDataset(Dataset):
     def __init__(self, root: str | None = None):
         super().__init__(root)
         self.root = str(root) if remote.is_uri(root) else str(Path(root).expanduser())
+        layout = self.description.split(": ", 1)[-1]
         if not remote.is_dir(self.root):
-            raise DataError(f"dataset root not found: {root} (a folder with the {self.name} videos)")
+            raise root_error(root, self.name, layout)
         self.vocab = vocab(self.name)
         self.issues = Issues()
         self.tree = Tree.scan(self.root)
         self.index = FileIndex(self.tree.files(VIDEO_EXTENSIONS))
+        if not self.index.paths():
+            raise DataError(f"no video file ({', '.join(VIDEO_EXTENSIONS)}) under {root}: {self.name} looks for {layout}")
         self.index.report_duplicates(self.issues)
         self.scan()
 

@@ -11,13 +11,13 @@ table{border-collapse:collapse;margin:.5em 0;font-size:13px}
 th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}
 th{background:#eee} td.label{text-align:left}
 td.missing{color:#a33;background:#fbeaea} tr.published td{background:#f3f3fb;font-style:italic}
-img{max-width:100%;border:1px solid #ddd;margin:.3em 0} .note{color:#555;font-size:12px}
+img{max-width:100%;height:auto;border:1px solid #ddd;margin:.3em 0} .note{color:#555;font-size:12px}
 code{background:#f4f4f4;padding:0 3px}
 """
 
 
 def table_html(table) -> str:
-    head = "".join(f"<th>{escape(n)}</th>" for n in [*table.label_names, *table.column_names(), "runs"])
+    head = "".join(f"<th>{escape(n)}</th>" for n in [*table.label_names, *table.column_names(), "failed videos", "runs"])
     body = []
     for row in table.rows:
         cells = "".join(f'<td class="label">{escape(str(row.labels[k]))}</td>' for k in table.label_names)
@@ -26,11 +26,19 @@ def table_html(table) -> str:
             cls = ' class="missing"' if cell.missing else ""
             cells += f'<td{cls} title="{escape(title)}">{escape(cell.text())}</td>'
         runs = f"published: {row.published}" if row.published else " ".join(row.runs)
-        cells += f'<td class="label"><code>{escape(runs)}</code></td>'
+        cells += f'<td class="failures">{escape(row.failures_text())}</td><td class="label"><code>{escape(runs)}</code></td>'
         body.append(f'<tr{" class=published" if row.published else ""}>{cells}</tr>')
     if not table.rows:
-        body.append(f'<tr><td class="label" colspan="{len(table.label_names) + len(table.columns) + 1}">no runs under this protocol</td></tr>')
+        body.append(f'<tr><td class="label" colspan="{len(table.label_names) + len(table.columns) + 2}">no runs under this protocol</td></tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def failures_html(failures: list[dict], limit: int = 50) -> str:
+    """The videos a run could not decode (its eval/failures.csv), the first `limit` of them."""
+    rows = "".join(f'<tr><td class="label"><code>{escape(f.get("path", ""))}</code></td><td class="label">{escape(f.get("error", ""))}</td></tr>'
+                   for f in failures[:limit])
+    more = f'<p class="note">... and {len(failures) - limit} more (eval/failures.csv)</p>' if len(failures) > limit else ""
+    return f"<h3>Videos that could not be decoded</h3><table><thead><tr><th>path</th><th>error</th></tr></thead><tbody>{rows}</tbody></table>{more}"
 
 
 def page(title: str, sections: list[tuple[str, str]]) -> str:

@@ -3,7 +3,10 @@
 Each run is ranked by its own selection metric: `val_<metric>` for runs tagged `selection=val`
 (chosen on held-out training classes), `<metric>` for `selection=test`; the table shows which.
 Trials that ASHA stopped early are left out (their config, with the full schedule, would not
-reproduce their metric). The written config is the run's resolved `config.yaml`, without its run
+reproduce their metric), and so are runs that only aggregate others: a sweep's parent, and the
+parent of a `--split all` run (which logs `<metric>_mean`; its children are ranked). A child's own
+split may be called `all` too (`folder` has one split of that name), so a parent is recognised by
+having children, not by its split tag. The written config is the run's resolved `config.yaml`, without its run
 name, so `zsar train --config best.yaml` trains it again as a new run.
 """
 
@@ -64,10 +67,11 @@ def rank_runs(method: str, dataset: str, protocol: str | None = None, metric: st
     if protocol:
         filt += f" and tags.protocol = '{protocol}'"
     runs = c.search_runs(exp_ids, filter_string=filt, max_results=5000)
-    out, early = [], 0
+    parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}
+    out, early, logged = [], 0, {}
     for run in runs:
         tags = run.data.tags
-        if tags.get("zsar.kind") == "sweep" or tags.get("split") == "all":
+        if tags.get("zsar.kind") == "sweep" or run.info.run_id in parents:
             continue
         if tags.get("zsar.stopped_early") == "true":
             early += 1
@@ -76,6 +80,7 @@ def rank_runs(method: str, dataset: str, protocol: str | None = None, metric: st
         key = selection_key(metric, selection)
         value = _value(run.data.metrics, key)
         if value is None:
+            logged.update(dict.fromkeys(k.removeprefix("final/") for k in run.data.metrics))
             continue
         swept = [k for k in tags.get("zsar.swept", "").split(",") if k]
         params = {}
@@ -88,6 +93,10 @@ def rank_runs(method: str, dataset: str, protocol: str | None = None, metric: st
             params = {k[len("hparams."):]: v for k, v in run.data.params.items() if k.startswith("hparams.")}
         out.append(Ranked(run.info.run_id, run.info.run_name, selection, key, value, _value(run.data.metrics, metric),
                           params, tags.get("mlflow.parentRunId"), run.info.experiment_id))
+    if not out and logged:
+        shown = sorted(k for k in logged if not k.startswith(("time/", "features/", "data/")) and k != "epoch")
+        raise ZsarError(f"--metric {metric}: no finished {method} run on {dataset} logged it (selection=val runs are ranked "
+                        f"by val_{metric}); they logged: {', '.join(shown[:12])}{' ...' if len(shown) > 12 else ''}")
     sign = -1 if mode == "max" else 1
     out.sort(key=lambda r: sign * r.value)
     return out[:top], early
@@ -109,18 +118,18 @@ def best_config(run_id: str, uri: str | None = None) -> dict:
     return cfg
 
 
-def print_table(ranked: list[Ranked], metric: str, early: int) -> None:
+def format_table(ranked: list[Ranked], metric: str, early: int) -> str:
     if not ranked:
-        print("no finished run matches")
-        return
-    print(f"{'#':>2}  {'run id':<32}  {'selection':<9}  {'ranked by':<12}  {'value':>7}  {metric + ' (test)':>12}  params")
+        return "no finished run matches"
+    lines = [f"{'#':>2}  {'run id':<32}  {'selection':<9}  {'ranked by':<12}  {'value':>7}  {metric + ' (test)':>12}  params"]
     for i, r in enumerate(ranked, 1):
         test = f"{r.test:.2f}" if r.test is not None else "-"
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(r.params.items()))
-        print(f"{i:>2}  {r.run_id:<32}  {r.selection:<9}  {r.key:<12}  {r.value:>7.2f}  {test:>12}  {params}")
-        print(f"    {r.name}" + (f" (sweep parent {r.parent})" if r.parent else ""))
+        lines.append(f"{i:>2}  {r.run_id:<32}  {r.selection:<9}  {r.key:<12}  {r.value:>7.2f}  {test:>12}  {params}")
+        lines.append(f"    {r.name}" + (f" (parent run {r.parent})" if r.parent else ""))
     if early:
-        print(f"({early} trial(s) stopped early by ASHA are not ranked)")
+        lines.append(f"({early} trial(s) stopped early by ASHA are not ranked)")
+    return "\n".join(lines)
 
 
 def _fmt(v: str) -> str:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from zsar.data import remote
 from zsar.data.dataset import VIDEO_EXTENSIONS, Dataset, Part, Plan, make_manifest
+from zsar.data.sources import root_error
 from zsar.errors import DataError
 from zsar.models.text import LabelSet
 from zsar.registry import register_dataset
 
+LAYOUT = "<class>/<video> or {train,test}/<class>/<video> (or a CSV file path,label[,split])"
 TRAIN_NAMES = {"train", "training"}
 TEST_NAMES = {"test", "val", "validation", "testing"}
 
@@ -23,6 +25,19 @@ def _videos_by_class(folder: Path) -> list[tuple[str, str]]:
             if video.suffix.lower() in VIDEO_EXTENSIONS:
                 rows.append((str(video), class_dir.name))
     return rows
+
+
+def _read_csv(path: Path) -> list[tuple[str, str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise DataError(f"{path}: a CSV needs the columns path,label[,split]")
+        out = []
+        for row in reader:
+            video = Path(row["path"])
+            video = video if video.is_absolute() else path.parent / video
+            out.append((str(video), row["label"].strip(), (row.get("split") or "test").strip().lower()))
+        return out
 
 
 @register_dataset("folder")
@@ -37,9 +52,9 @@ class FolderDataset(Dataset):
             if not self.rows:
                 raise DataError(f"no videos found under {root} (expected <class>/<video> folders)")
             return
-        path = Path(root)
+        path = Path(root).expanduser()
         if not path.exists():
-            raise DataError(f"dataset root not found: {root}")
+            raise root_error(root, "folder", LAYOUT)
         self.rows = self._scan(path)
         if not self.rows:
             raise DataError(f"no videos found under {root} (expected <class>/<video> folders or a CSV path,label)")
@@ -63,16 +78,10 @@ class FolderDataset(Dataset):
     @staticmethod
     def _scan(path: Path) -> list[tuple[str, str, str]]:
         if path.is_file():
-            with path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-                    raise DataError(f"{path}: a CSV needs the columns path,label[,split]")
-                out = []
-                for row in reader:
-                    video = Path(row["path"])
-                    video = video if video.is_absolute() else path.parent / video
-                    out.append((str(video), row["label"].strip(), (row.get("split") or "test").strip().lower()))
-                return out
+            try:
+                return _read_csv(path)
+            except (UnicodeDecodeError, csv.Error):
+                raise DataError(f"--root {path} is a file but not a text CSV: folder looks for a folder holding {LAYOUT}") from None
         subdirs = {p.name.lower(): p for p in path.iterdir() if p.is_dir()}
         if subdirs and set(subdirs) <= TRAIN_NAMES | TEST_NAMES:
             out = []

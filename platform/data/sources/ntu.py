@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zsar.data.dataset import Dataset, Plan
+from zsar.data.sources import root_error
 from zsar.data.zsl import Sample, resource_file, full_plan, skeleton_labels, splits_for, unseen_of, zsl_plan
 from zsar.errors import DataError
 from zsar.registry import register_dataset
@@ -62,7 +63,7 @@ class _NTU(Dataset):
         super().__init__(root)
         path = Path(root)
         if not path.is_dir():
-            raise DataError(f"dataset root not found: {root} (a folder holding the NTU .skeleton files)")
+            raise root_error(root, self.name, "the NTU .skeleton files (S001C001P001R001A001.skeleton, ...)")
         self.labels = skeleton_labels(f"{self.family}.txt", f"{self.family}.txt")
         skip = missing_samples(self.family)
         self.samples: list[tuple[str, NtuName]] = []

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from zsar.data.dataset import Dataset, Plan
+from zsar.data.sources import root_error
 from zsar.data.sources.ntu import SKELETON_DEFAULTS
 from zsar.data.zsl import Sample, full_plan, skeleton_labels, splits_for, unseen_of, zsl_plan
 from zsar.errors import DataError
@@ -63,7 +64,7 @@ class PKUMMD(Dataset):
         super().__init__(root)
         path = Path(root)
         if not path.is_dir():
-            raise DataError(f"dataset root not found: {root}")
+            raise root_error(root, self.name, "skeleton/, label/ and cross-subject.txt (PKU-MMD phase 1)")
         skeletons, labels_dir = _find(path, SKELETON_DIRS, True), _find(path, LABEL_DIRS, True)
         split_file = _find(path, SPLIT_FILES, False)
         for found, what in ((skeletons, "a skeleton/ folder"), (labels_dir, "a label/ folder"), (split_file, "cross-subject.txt")):
