@@ -244,7 +244,10 @@ def _print_result(result):
         emit(json.dumps(result, indent=1))
         return
     shown = {k: round(v, 2) for k, v in sorted(result.metrics.items()) if isinstance(v, float) and "/" not in k or k.endswith("top1_mean")}
-    emit(json.dumps({"run": result.run_name, "mlflow_run_id": result.run_id, "checkpoint": result.checkpoint, "metrics": shown}, indent=1))
+    out = {"run": result.run_name, "mlflow_run_id": result.run_id, "checkpoint": result.checkpoint, "metrics": shown}
+    if result.children:  # the parent of `--split all` has no checkpoint: each split's run has one
+        out["splits"] = {c.split: {"mlflow_run_id": c.run_id, "checkpoint": c.checkpoint} for c in result.children}
+    emit(json.dumps(out, indent=1))
     print(f"MLflow store: {result.tracking_uri}  (zsar ui)", file=sys.stderr)
 
 
@@ -290,8 +293,15 @@ def _download_checkpoint(run_id: str) -> str:
     import mlflow
 
     from zsar.errors import ZsarError
-    from zsar.track.mlflow_log import resolve_uri
+    from zsar.track.mlflow_log import child_runs, resolve_uri
 
+    children = child_runs(resolve_uri(), run_id)
+    if len(children) == 1:
+        run_id = children[0][1]
+    elif children:
+        listed = ", ".join(f"{split} {child}" for split, child in children)
+        raise ZsarError(f"run {run_id} is the parent of one run per split, which hold the checkpoints: pass one of them "
+                        f"to --run ({listed})")
     try:
         return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint", tracking_uri=resolve_uri())
     except Exception as e:

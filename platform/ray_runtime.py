@@ -21,9 +21,12 @@ VERBOSITY_ENV = "ZSAR_VERBOSITY"
 # (logger, start of the message) of notices that say nothing about the run:
 # - a new local cluster always enables token authentication and says so;
 # - zsar turns Ray Data's progress bars off on purpose (it prints its own progress lines).
+# - Ray Data checks for free CPUs once, at a moment when a sweep's trials or Train's placement
+#   group may hold them all; the tasks it then runs get CPUs as those are released.
 HARMLESS = (
     ("ray._private.authentication.authentication_token_setup", "Token authentication is enabled for this Ray cluster"),
     ("ray.data._internal.progress", "Progress bars disabled"),
+    ("ray.data.dataset", "Warning: The Ray cluster currently does not have any available CPUs"),
 )
 
 
@@ -60,12 +63,17 @@ def local_cpus() -> int:
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     import ray
 
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address.startswith("ray://"):
+        from zsar.errors import ConfigError
+
+        raise ConfigError(f"{address} is a Ray Client address, and Ray Data cannot decode videos through Ray Client; run "
+                          "the command on the cluster instead: zsar submit --address http://HEAD:8265 -- <command>")
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     silence_harmless_notices()
     level = {0: logging.ERROR, 1: logging.WARNING}.get(verbosity(), logging.INFO)
-    address = address or os.environ.get("RAY_ADDRESS")
     kwargs = dict(logging_level=level, log_to_driver=verbosity() > 0, configure_logging=True)
     if address:
         ray.init(address=address, **kwargs)

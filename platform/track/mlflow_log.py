@@ -125,6 +125,17 @@ def start_or_resume(run_dir: Path, uri: str, experiment: str, run_name: str, tag
     return run.info.run_id, False
 
 
+def child_runs(uri: str, run_id: str) -> list[tuple[str, str]]:
+    """(split, run id) of the runs whose parent is `run_id` (a `--split all` run's splits)."""
+    c = client(uri)
+    try:
+        experiment = c.get_run(run_id).info.experiment_id
+    except Exception:  # noqa: BLE001 - an unknown id: the caller's own lookup says so
+        return []
+    runs = c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=1000)
+    return sorted((r.data.tags.get("split", "?"), r.info.run_id) for r in runs)
+
+
 def run_status(uri: str, run_id: str) -> str:
     return client(uri).get_run(run_id).info.status
 

@@ -54,9 +54,10 @@ def run(cfg: ExperimentConfig, *, dry_run: bool = False, expected_record: dict |
     differs now is one warning line."""
     dataset_cls = DATASETS.get(cfg.dataset)
     split = dataset_cls.check_protocol(cfg.protocol, cfg.split)
-    if split != "all":
-        return run_split(dataclasses.replace(cfg, split=split), dry_run=dry_run, expected_record=expected_record)
-    return run_all_splits(cfg, dataset_cls.splits_for_all(cfg.protocol), dry_run=dry_run)
+    splits = dataset_cls.splits_for_all(cfg.protocol) if split == "all" else (split,)
+    if len(splits) == 1:  # one split (e.g. `folder`'s only one): a plain run with the plain metric names
+        return run_split(dataclasses.replace(cfg, split=splits[0]), dry_run=dry_run, expected_record=expected_record)
+    return run_all_splits(cfg, splits, dry_run=dry_run)
 
 
 def run_all_splits(cfg: ExperimentConfig, splits, *, dry_run: bool = False):
