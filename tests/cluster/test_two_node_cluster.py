@@ -1,5 +1,6 @@
 """`zsar submit` against a real two-node Ray cluster on this machine, with a real MLflow server:
-DDP over both nodes, and a worker killed mid-run that the run survives in one MLflow run."""
+DDP over both nodes, and a worker killed mid-run that the run survives in one MLflow run, with the
+same per-epoch numbers as the run that was not interrupted."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from local_processes import start_mlflow, stop_group, wait_mlflow
 from zsar.train.workers import attempts, read_records
 from zsar.train import checkpoint as ckpt
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def services(demo_root, tmp_path_factory):
+def services(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster_services")
     url, mlflow_proc = start_mlflow(folder)  # starts while the Ray nodes start
     try:
@@ -52,14 +53,29 @@ def _env(cluster, mlflow_url) -> dict:
     return {"MLFLOW_TRACKING_URI": mlflow_url, "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"]}
 
 
-def test_submit_trains_over_both_nodes_into_mlflow(services, demo_root, zsar_home):
+EPOCHS = ("optim.epochs=3", "resources.placement=STRICT_SPREAD")  # on the full demo: a long enough epoch to kill a worker in
+
+
+@pytest.fixture(scope="module")
+def two_node_run(services, demo_root):
+    """The uninterrupted 3-epoch run over both nodes (the killed run's twin)."""
+    cluster, url, folder = services
+    out = run_cli("submit", "--address", cluster.dashboard, "--env", "ZSAR_HOME", "--",
+                  *_train_args("two-nodes", demo_root, folder / "runs", *EPOCHS), env=_env(cluster, url), timeout=900)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:] + cluster.log_tail()
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _per_epoch(client, experiment: str, key: str) -> dict[int, float]:
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert len(runs) == 1
+    return {m.step: m.value for m in client.get_metric_history(runs[0].info.run_id, key)}
+
+
+def test_submit_trains_over_both_nodes_into_mlflow(services, two_node_run, zsar_home):
     cluster, url, folder = services
     storage = folder / "runs"
-    out = run_cli("submit", "--address", cluster.dashboard, "--env", "ZSAR_HOME", "--",
-                  *_train_args("two-nodes", demo_root, storage, "optim.epochs=1", "resources.placement=STRICT_SPREAD"),
-                  env=_env(cluster, url), timeout=900)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:] + cluster.log_tail()
-    job_id = out.stdout.strip().splitlines()[-1]
+    job_id = two_node_run
     assert job_id.startswith("zsar-train-two-nodes-")
 
     records = read_records(storage / "two-nodes")
@@ -90,13 +106,12 @@ def test_unauthenticated_submit_is_refused(services, zsar_home, tmp_path):
     assert out.returncode != 0 and ("401" in said or "uthentication" in said), said
 
 
-def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, demo_root, zsar_home):
+def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, two_node_run, demo_root, zsar_home):
     cluster, url, folder = services
     storage = folder / "runs"
     run_dir = storage / "faulty"
     out = run_cli("submit", "--no-wait", "--address", cluster.dashboard, "--env", "ZSAR_HOME", "--",
-                  *_train_args("faulty", demo_root, storage, "optim.epochs=3", "run.max_failures=1",
-                               "resources.placement=STRICT_SPREAD"),
+                  *_train_args("faulty", demo_root, storage, *EPOCHS, "run.max_failures=1"),
                   env=_env(cluster, url))
     assert out.returncode == 0, out.stderr[-3000:]
     job_id = out.stdout.strip().splitlines()[-1]
@@ -139,3 +154,8 @@ def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, demo_
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     steps = sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss"))
     assert steps == [1, 2, 3], steps  # three epochs of metrics, each once, in one run
+    for key in ("train/loss", "base_top1", "hm"):  # and the numbers of the run nobody interrupted
+        resumed, whole = _per_epoch(client, "faulty", key), _per_epoch(client, "two-nodes", key)
+        assert resumed.keys() == whole.keys()
+        for epoch in whole:
+            assert resumed[epoch] == pytest.approx(whole[epoch], abs=1e-3, rel=0), (key, epoch)

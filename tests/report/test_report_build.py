@@ -38,14 +38,15 @@ def _run(client, exp, tags, metrics, parent=None, failures_csv=None, tmp=None):
 
 
 @pytest.fixture
-def store(zsar_home, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'report.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+def store(zsar_home, tmp_path):
+    import os
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]  # zsar_home's fresh store
     client = MlflowClient(uri)
     exp = client.create_experiment("lab", artifact_location=(tmp_path / "artifacts").as_uri())
     ids = {}
-    # folder/full: the runner makes a parent (split all, means only) and one child per split; the
-    # only split of `folder` is itself called `all`
+    # folder/full as runs made before a one-split `--split all` became a plain run: a parent (split
+    # all, means only) and one child; the only split of `folder` is itself called `all`
     parent = _run(client, exp, {"method": "vificlip", "dataset": "folder", "protocol": "full", "split": "all"},
                   {"top1_mean": 55.0, "top1_std": 0.0, "data/failures_mean": 2.0})
     ids["folder"] = _run(client, exp, {"method": "vificlip", "dataset": "folder", "protocol": "full", "split": "all"},

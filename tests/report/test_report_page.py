@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import fresh_store, run_cli
 from test_plots import edge_ink
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.fixture(scope="module")
-def report(small_demo_root, session_home, tmp_path_factory):
+def report(small_demo_root, session_home, empty_store, tmp_path_factory):
     import os
 
     from mlflow.tracking import MlflowClient
@@ -29,7 +29,7 @@ def report(small_demo_root, session_home, tmp_path_factory):
     from zsar.train.runner import run
 
     tmp = tmp_path_factory.mktemp("report")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = fresh_store(empty_store, tmp)
     MlflowClient(uri).create_experiment("paper", artifact_location=(tmp / "artifacts").as_uri())
     cfg = resolve(method="frozen_clip", dataset="demo", protocol="base2novel", overrides={
         "root": str(small_demo_root), "optim": {"epochs": 0}, "resources": {"workers": 0},
@@ -42,7 +42,7 @@ def report(small_demo_root, session_home, tmp_path_factory):
         "backbone": {"name": "zsar-tiny", "pretrained": None},
         "tracking": {"uri": uri, "experiment": "paper"}, "run": {"name": "frozen-folder", "storage": str(tmp / "runs")},
     })
-    folder_result = run(cfg).children[0]
+    folder_result = run(cfg)  # folder has one split: a plain run
     # an Optuna plot logged by a sweep, where the report looks for it
     sweep_png = tmp / "optimization_history.png"
     _tiny_png(sweep_png)

@@ -4,6 +4,8 @@ values computed by hand."""
 import csv
 
 import pytest
+
+from conftest import fresh_store
 from mlflow.tracking import MlflowClient
 
 from zsar.report.collect import collect_runs
@@ -26,8 +28,8 @@ def _run(client, exp, tags, metrics, status="FINISHED", final=False):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    uri = f"sqlite:///{tmp_path_factory.mktemp('report_store') / 'mlflow.db'}"
+def store(tmp_path_factory, empty_store):
+    uri = fresh_store(empty_store, tmp_path_factory.mktemp("report_store"))
     client = MlflowClient(uri)
     exp = client.create_experiment("paper")
     ids = {}

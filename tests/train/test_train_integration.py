@@ -1,10 +1,12 @@
-"""End-to-end runs on the demo data with a tiny backbone: real Ray (Train + Data), real MLflow."""
+"""End-to-end runs on the demo data with a tiny backbone: real Ray (Train + Data), real MLflow.
+
+Runs use the small rendering of the demo (6 training and 3 test videos per class) unless they
+check what training learns (`slow`, the full demo)."""
 
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,13 +16,19 @@ from mlflow.tracking import MlflowClient
 from zsar.config import resolve
 from zsar.data.sources.demo import TRAIN_SHOTS
 from zsar.train.runner import run
-from conftest import run_cli
+from conftest import cli_env, run_cli, zsar_command
 
 pytestmark = pytest.mark.integration
 
 
-def _cfg(**overrides):
-    base = {"optim": {"epochs": 1, "eval_every": 1}, "tracking": {"experiment": "it"}}
+SMALL = {"train_per_class": 6, "test_per_class": 3}  # conftest's small_demo_root
+
+
+def _cfg(root=None, **overrides):
+    """`root`: the small demo's; None for the full demo (synthesised into ZSAR_HOME)."""
+    base = {"optim": {"epochs": 1, "eval_every": 1, "batch_size": 8}, "tracking": {"experiment": "it"}}
+    if root is not None:
+        base["root"] = str(root)
     from zsar.config import deep_merge
 
     return resolve(method=overrides.pop("method", "vificlip"), dataset="demo", protocol="base2novel", overrides=deep_merge(base, overrides))
@@ -30,8 +38,8 @@ def _history(uri, run_id, key):
     return [(m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, key)]
 
 
-def test_frozen_clip_eval_logs_base_novel_hm(demo_root, zsar_home, ray_session):
-    result = run(_cfg(method="frozen_clip", run={"name": "frozen"}))
+def test_frozen_clip_eval_logs_base_novel_hm(small_demo_root, zsar_home, ray_session):
+    result = run(_cfg(small_demo_root, method="frozen_clip", run={"name": "frozen"}))
     client = MlflowClient(result.tracking_uri)
     logged = client.get_run(result.run_id)
     for key in ("base_top1", "novel_top1", "hm", "base_top5"):
@@ -49,34 +57,38 @@ def test_frozen_clip_eval_logs_base_novel_hm(demo_root, zsar_home, ray_session):
     assert len(Path(per_class).read_text().strip().splitlines()) == 1 + 8
 
 
-def test_metrics_over_two_workers_equal_one_worker(demo_root, zsar_home, ray_session):
-    one = run(_cfg(method="frozen_clip", resources={"workers": 1}, run={"name": "w1"}))
-    two = run(_cfg(method="frozen_clip", resources={"workers": 2}, run={"name": "w2"}))
+def test_metrics_over_two_workers_equal_one_worker(small_demo_root, zsar_home, ray_session):
+    one = run(_cfg(small_demo_root, method="frozen_clip", resources={"workers": 1}, run={"name": "w1"}))
+    two = run(_cfg(small_demo_root, method="frozen_clip", resources={"workers": 2}, run={"name": "w2"}))
     for key in ("base_top1", "base_top5", "novel_top1", "novel_top5", "hm", "base_count", "novel_count"):
         assert two.metrics[key] == pytest.approx(one.metrics[key]), key
-    assert one.metrics["base_count"] == 8 * 12  # every evaluation video once, none dropped or repeated
+    assert one.metrics["base_count"] == 8 * SMALL["test_per_class"]  # every evaluation video once, none dropped or repeated
 
 
-def test_global_batch_size_is_split_across_workers(demo_root, zsar_home, ray_session):
+def test_global_batch_size_is_split_across_workers(small_demo_root, zsar_home, ray_session):
+    train_rows = 8 * min(SMALL["train_per_class"], TRAIN_SHOTS)
     for workers in (1, 2):
-        result = run(_cfg(resources={"workers": workers}, optim={"batch_size": 16, "epochs": 1}, run={"name": f"bs{workers}"}))
+        result = run(_cfg(small_demo_root, resources={"workers": workers}, optim={"batch_size": 16, "epochs": 1},
+                          run={"name": f"bs{workers}"}))
         assert result.metrics["train/samples_per_step"] == 16.0
-        assert result.metrics["train/samples"] == (8 * TRAIN_SHOTS // 16) * 16  # full batches only
+        assert result.metrics["train/samples"] == (train_rows // 16) * 16  # full batches only
 
 
+@pytest.mark.slow
 def test_vificlip_learns_base_classes(demo_root, zsar_home, ray_session):
-    result = run(_cfg(optim={"epochs": 15, "eval_every": 15}, run={"name": "vifi"}))
+    result = run(_cfg(optim={"epochs": 15, "eval_every": 15, "batch_size": 16}, run={"name": "vifi"}))
     chance = 100 / 8
     assert result.metrics["base_top1"] >= 3 * chance, result.metrics
 
 
-def test_interrupted_run_resumes_from_its_checkpoint_in_one_mlflow_run(demo_root, zsar_home, tmp_path):
+def test_interrupted_run_resumes_from_its_checkpoint_in_one_mlflow_run(small_demo_root, zsar_home, ray_session, tmp_path):
     storage = tmp_path / "runs"
-    args = ["train", "--method", "vificlip", "--dataset", "demo", "--protocol", "base2novel", "--name", "resumable",
-            "--set", "optim.epochs=4", f"run.storage={storage}", "tracking.experiment=resume"]
-    exe = str(Path(sys.executable).with_name("zsar"))
+    args = ["train", "--method", "vificlip", "--dataset", "demo", "--root", str(small_demo_root), "--protocol", "base2novel",
+            "--name", "resumable", "--set", "optim.epochs=4", "optim.batch_size=8", f"run.storage={storage}",
+            "tracking.experiment=resume"]
     log = open(tmp_path / "first.log", "w+")  # a file, not a pipe: a full pipe would block the run
-    proc = subprocess.Popen([exe, *args], stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(zsar_command(*args), stdout=log, stderr=subprocess.STDOUT, text=True, env=cli_env(),
+                            start_new_session=True)
     deadline = time.time() + 300
     run_dir = storage / "resumable"
     while time.time() < deadline and not list(run_dir.glob("checkpoint_*")) and proc.poll() is None:
@@ -106,7 +118,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_in_one_mlflow_run(demo_root
 
 
 @pytest.fixture
-def target_dataset():
+def target_dataset(small_demo_root):
     """A dataset with two zero-shot evaluation splits (demo novel-class test videos, halved)."""
     from zsar.data.dataset import Dataset, Part, Plan, make_manifest
     from zsar.registry import DATASETS
@@ -117,7 +129,7 @@ def target_dataset():
         needs_root = False
 
         def plan(self, protocol, split):
-            novel = DATASETS.get("demo")().plan("base2novel", "s1").evals[1]
+            novel = DATASETS.get("demo")(str(small_demo_root)).plan("base2novel", "s1").evals[1]
             rows = novel.manifest.to_pylist()[(0 if split == "split1" else 1) :: 2]
             manifest = make_manifest([r["path"] for r in rows], [r["class_name"] for r in rows], novel.labels)
             return Plan(self.name, protocol, split, None, [Part("test", manifest, novel.labels)], kind="targets")
@@ -127,14 +139,14 @@ def target_dataset():
     del DATASETS._items["demo_targets"]
 
 
-def test_eval_targets_log_per_split_and_mean(demo_root, zsar_home, ray_session, target_dataset):
+def test_eval_targets_log_per_split_and_mean(small_demo_root, zsar_home, ray_session, target_dataset):
     targets = [{"dataset": "demo_targets", "protocol": "zeroshot", "splits": ["split1", "split2"]}]
-    result = run(_cfg(method="frozen_clip", eval_targets=targets, run={"name": "targets"}))
+    result = run(_cfg(small_demo_root, method="frozen_clip", eval_targets=targets, run={"name": "targets"}))
     m = result.metrics
     s1, s2 = m["demo_targets/split1/top1"], m["demo_targets/split2/top1"]
     assert m["demo_targets/top1_mean"] == pytest.approx((s1 + s2) / 2)
     assert m["demo_targets/top1_std"] == pytest.approx(abs(s1 - s2) / 2)
-    assert m["demo_targets/split1/count"] + m["demo_targets/split2/count"] == 8 * 12
+    assert m["demo_targets/split1/count"] + m["demo_targets/split2/count"] == 8 * SMALL["test_per_class"]
     logged = MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics
     assert "demo_targets/top1_mean" in logged and "hm" in logged  # the protocol's own metrics too
 
@@ -149,8 +161,8 @@ def test_demo_command_prints_the_table(zsar_home, ray_session, tmp_path):
     assert [r["method"] for r in rows] == ["frozen_clip", "vificlip"]
 
 
-def test_eval_from_checkpoint_reproduces_the_runs_metrics(demo_root, zsar_home, ray_session, tmp_path):
-    trained = run(_cfg(optim={"epochs": 1}, run={"name": "to-eval", "storage": str(tmp_path / "runs")}))
+def test_eval_from_checkpoint_reproduces_the_runs_metrics(small_demo_root, zsar_home, ray_session, tmp_path):
+    trained = run(_cfg(small_demo_root, optim={"epochs": 1}, run={"name": "to-eval", "storage": str(tmp_path / "runs")}))
     assert trained.checkpoint
     out = run_cli("eval", "--checkpoint", trained.checkpoint, "--name", "evaluated")
     assert out.returncode == 0, out.stderr[-3000:]
@@ -163,8 +175,8 @@ def test_eval_from_checkpoint_reproduces_the_runs_metrics(demo_root, zsar_home, 
     assert json.loads(by_run.stdout[: by_run.stdout.rindex("}") + 1])["metrics"]["base_top1"] == metrics["base_top1"]
 
 
-def test_split_all_runs_every_split_and_logs_means(demo_root, zsar_home, ray_session):
-    result = run(_cfg(method="frozen_clip", split="all", run={"name": "all-splits"}))
+def test_split_all_runs_every_split_and_logs_means(small_demo_root, zsar_home, ray_session):
+    result = run(_cfg(small_demo_root, method="frozen_clip", split="all", run={"name": "all-splits"}))
     assert len(result.children) == 3
     values = [c.metrics["hm"] for c in result.children]
     assert result.metrics["hm_mean"] == pytest.approx(sum(values) / 3)
@@ -176,6 +188,6 @@ def test_split_all_runs_every_split_and_logs_means(demo_root, zsar_home, ray_ses
 
 
 @pytest.mark.gpu
-def test_gpu_training_with_bf16_autocast(demo_root, zsar_home, ray_session):
-    result = run(_cfg(resources={"workers": 1, "gpu": True}, optim={"epochs": 1, "amp": True}, run={"name": "gpu"}))
+def test_gpu_training_with_bf16_autocast(small_demo_root, zsar_home, ray_session):
+    result = run(_cfg(small_demo_root, resources={"workers": 1, "gpu": True}, optim={"epochs": 1, "amp": True}, run={"name": "gpu"}))
     assert result.metrics["train/samples"] > 0 and "hm" in result.metrics
