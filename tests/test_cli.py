@@ -151,7 +151,7 @@ def _folder_root(small_demo_root, root):
 @pytest.mark.integration
 def test_eval_stdout_is_json_only_and_best_ranks_the_folder_run(small_demo_root, zsar_home, tmp_path, capsys):
     """`zsar eval ... | python -c json.load` (a real pipe; Ray Train, 1 worker), then `zsar best`
-    finds the run: `folder`'s only split is called `all` like a parent's."""
+    finds the run: `folder`'s only split makes a plain run, ranked by its own metrics."""
     import shlex
     import subprocess
     import sys
@@ -168,13 +168,14 @@ def test_eval_stdout_is_json_only_and_best_ranks_the_folder_run(small_demo_root,
     out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=900)
     err = (tmp_path / "err.txt").read_text()
     assert out.returncode == 0, out.stdout + out.stderr + err[-3000:]
-    parent = out.stdout.strip()
+    run_id = out.stdout.strip()
     assert "MLflow store:" in err  # the logs went to stderr
     capsys.readouterr()
     assert main(["best", "--method", "frozen_clip", "--dataset", "folder", "--metric", "top1"]) == 0
     table = capsys.readouterr().out
     first = next(line for line in table.splitlines() if line.strip().startswith("1 "))
-    assert parent not in first and "top1" in first and f"(parent run {parent})" in table
+    # folder has one split: the eval is a plain run (no parent) and best ranks that run itself
+    assert run_id in first and "top1" in first and "parent run" not in table
     assert main(["best", "--method", "frozen_clip", "--dataset", "folder"]) == 2  # hm: not logged by a full run
     assert "--metric hm: no finished frozen_clip run on folder logged it" in capsys.readouterr().err
 

@@ -114,7 +114,7 @@ def test_report_tables_plots_and_run_section(report):
     assert len(full) == 1 and full[0]["method"] == "frozen_clip" and full[0]["run_ids"] == folder_result.run_id
     assert float(full[0]["all Top-1"]) == pytest.approx(folder_result.metrics["top1"], abs=1e-3)
     assert full[0]["failed_videos"] == "1" == str(int(folder_result.metrics["data/failures"]))
-    assert f"Run frozen-folder-all ({folder_result.run_id}): best of full" in page and BROKEN in page
+    assert f"Run frozen-folder ({folder_result.run_id}): best of full" in page and BROKEN in page
     assert (out / "runs" / folder_result.run_id / "per_class_test.png").is_file()
 
 
