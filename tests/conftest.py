@@ -82,12 +82,29 @@ def ray_session(session_home):
 
     from zsar.ray_runtime import init_ray
 
+    # Ray Train's controller polls its workers every 2 s by default: each run's end waited for it
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     init_ray(num_cpus=4)
     # `zsar` subprocesses of the tests join this cluster (run_cli) instead of starting their own
     os.environ["ZSAR_TEST_RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     yield
     os.environ.pop("ZSAR_TEST_RAY_ADDRESS", None)
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def figures():
+    """Figures a test measures (largest differences, counts) for the closing notes and the README:
+    tests add `figures[name] = value`; they are merged into test-artifacts/figures.json at the end."""
+    import json
+
+    found: dict = {}
+    yield found
+    if found:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / "figures.json"
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        path.write_text(json.dumps({**old, **found}, indent=1, sort_keys=True) + "\n")
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def broken_demo_root(session_home, tmp_path_factory):
 
 def _cfg(method, protocol, **overrides):
     # one broken file in 90 held-out ones is over the default 1% that stops a run (evaluation too)
-    base = {"tracking": {"experiment": "skeleton"}, "data": {"max_failure_fraction": 0.05}}
+    base = {"tracking": {"experiment": "skeleton"}, "data": {"max_failure_fraction": 0.05}, "resources": {"workers": 0}}
     return resolve(method=method, dataset="demo_skeleton", protocol=protocol, overrides=deep_merge(base, overrides))
 
 
