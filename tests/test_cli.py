@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import run_cli
+from conftest import cli_env, run_cli
 from zsar.data.sources.demo import TRAIN_SHOTS
 
 
@@ -149,7 +149,7 @@ def _folder_root(small_demo_root, root):
 
 
 @pytest.mark.integration
-def test_eval_stdout_is_json_only_and_best_ranks_the_folder_run(small_demo_root, zsar_home, tmp_path, capsys):
+def test_eval_stdout_is_json_only_and_best_ranks_the_folder_run(small_demo_root, zsar_home, ray_session, tmp_path, capsys):
     """`zsar eval ... | python -c json.load` (a real pipe; Ray Train, 1 worker), then `zsar best`
     finds the run: `folder`'s only split makes a plain run, ranked by its own metrics."""
     import shlex
@@ -165,7 +165,7 @@ def test_eval_stdout_is_json_only_and_best_ranks_the_folder_run(small_demo_root,
     cmd = (f"set -o pipefail; {zsar} eval --method frozen_clip --dataset folder --root {shlex.quote(str(root))} --protocol full "
            f"--workers 1 --set backbone.name=zsar-tiny backbone.pretrained=null 2> {shlex.quote(str(tmp_path / 'err.txt'))} "
            f"| {shlex.quote(sys.executable)} -c {read}")
-    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=900)
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=900, env=cli_env())
     err = (tmp_path / "err.txt").read_text()
     assert out.returncode == 0, out.stdout + out.stderr + err[-3000:]
     run_id = out.stdout.strip()

@@ -1,7 +1,7 @@
 """The import layers of DESIGN.md hold, and no module needs another to be imported first.
 
     cli -> demo, tune, report, cluster -> train -> methods -> data, models
-        -> track, config, registry -> errors, home, log, console, resources, ray_runtime
+        -> track, config, registry -> errors, typed, home, log, console, resources, ray_runtime
 
 Imports point down only (imports inside functions count: grimp reads every import statement),
 no module imports another package's underscore names, and there are no import cycles.
@@ -20,7 +20,7 @@ from grimp import Layer
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [("cli",), ("demo", "tune", "report", "cluster"), ("train",), ("methods",), ("data", "models"),
-          ("track", "config", "registry"), ("errors", "home", "log", "console", "resources", "ray_runtime")]
+          ("track", "config", "registry"), ("errors", "typed", "home", "log", "console", "resources", "ray_runtime")]
 
 
 @pytest.fixture(scope="module")
