@@ -208,11 +208,17 @@ def _number(where, data, key, default, cast, low):
 
 def load_spec(path: str | Path, *, trials: int | None = None, root: str | None = None) -> SweepSpec:
     """Read and check a spec: every parameter, range, metric and preset value (see module docstring)."""
-    from zsar.registry import DATASETS, METHODS
-
     path = Path(path)
     data = load_yaml(path)
-    where = str(path)
+    spec = _read_spec(str(path), data, trials, root)
+    _check_spec(spec, data)
+    return spec
+
+
+def _read_spec(where: str, data: dict, trials: int | None, root: str | None) -> SweepSpec:
+    """The spec's keys, each checked on its own."""
+    from zsar.registry import DATASETS, METHODS
+
     for key in data:
         if key not in TOP_KEYS:
             raise ConfigError(f"{where}: unknown key '{key}'{_nearest(key, list(TOP_KEYS))}")
@@ -231,11 +237,9 @@ def load_spec(path: str | Path, *, trials: int | None = None, root: str | None =
     space_raw = data["space"]
     if not isinstance(space_raw, dict) or not space_raw:
         raise ConfigError(f"{where}: space must map parameter names to ranges")
-    method_fields = field_paths(method_cls.Config)
-    config_keys = field_paths(ExperimentConfig)
+    method_fields, config_keys = field_paths(method_cls.Config), field_paths(ExperimentConfig)
     space = {name: _param(where, name, raw, method_fields, config_keys, data["method"]) for name, raw in space_raw.items()}
-    asha = data.get("asha") or {}
-    resources = data.get("resources") or {}
+    asha, resources = data.get("asha") or {}, data.get("resources") or {}
     for section, valid, value in (("asha", ASHA_KEYS, asha), ("resources", RESOURCE_KEYS, resources)):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {section} must be a mapping")
@@ -248,7 +252,7 @@ def load_spec(path: str | Path, *, trials: int | None = None, root: str | None =
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"{where}: overrides must be a mapping of config keys")
-    spec = SweepSpec(
+    return SweepSpec(
         path=where, name=data.get("name") or f"{data['method']}-{data['dataset']}-{protocol}",
         method=data["method"], dataset=data["dataset"], protocol=protocol, split=split,
         root=root if root is not None else data.get("root"), selection=selection, overrides=copy.deepcopy(overrides),
@@ -261,27 +265,32 @@ def load_spec(path: str | Path, *, trials: int | None = None, root: str | None =
         max_concurrent=_number(where, data, "max_concurrent", 1, int, 1), seed=_number(where, data, "seed", 0, int, 0),
         experiment=data.get("experiment"),
     )
+
+
+def _check_spec(spec: SweepSpec, data: dict) -> None:
+    """What only the whole spec can show: the metric its runs produce, the preset points, and that
+    every bound and choice makes a valid config."""
+    where = spec.path
     if spec.num_samples < 1:
         raise ConfigError(f"{where}: --trials / num_samples must be >= 1")
     if spec.gpus > 1 and not float(spec.gpus).is_integer():
         raise ConfigError(f"{where}: resources.gpus={spec.gpus}: fractions are for a share of one GPU (<= 1)")
     base = spec.base_config()  # checks the fixed overrides (unknown keys, types, ranges)
     produced = produced_metrics(base)
-    spec.metric = data.get("metric") or ("val_hm" if selection == "val" else default_metric(base, produced))
+    spec.metric = data.get("metric") or ("val_hm" if spec.selection == "val" else default_metric(base, produced))
     if spec.metric not in produced:
-        raise ConfigError(f"{where}: metric '{spec.metric}' is not produced by {spec.dataset}/{protocol} with "
-                          f"selection={selection}; it produces: {', '.join(sorted(produced))}")
+        raise ConfigError(f"{where}: metric '{spec.metric}' is not produced by {spec.dataset}/{spec.protocol} with "
+                          f"selection={spec.selection}; it produces: {', '.join(sorted(produced))}")
     if spec.selection == "val" and not spec.metric.startswith("val_"):
         raise ConfigError(f"{where}: selection=val selects on the held-out classes (val_hm, val_base_top1, ...), "
                           f"not on '{spec.metric}'; use selection: test to select on the test classes")
     spec.points = _points(where, spec, base, data.get("points_to_evaluate") or [])
-    for p in space.values():  # every bound and choice must make a valid config
+    for p in spec.space.values():
         for value in p.values:
             try:
                 spec.trial_config({p.name: value})
             except ConfigError as e:
                 raise ConfigError(f"{where}: parameter '{p.name}' = {value!r} is not a valid value: {e}") from None
-    return spec
 
 
 def _points(where: str, spec: SweepSpec, base: ExperimentConfig, extra: list) -> list[dict]:
