@@ -107,6 +107,35 @@ def figures():
         path.write_text(json.dumps({**old, **found}, indent=1, sort_keys=True) + "\n")
 
 
+def repro_config(root, name: str, **over):
+    """vificlip on the small demo with augmented clips (random offsets, crops and flips every
+    epoch), 4 epochs, global batch 8, trained in the driver unless `resources` says otherwise."""
+    from zsar.config import deep_merge, resolve
+
+    base = {"root": str(root), "optim": {"epochs": 4, "batch_size": 8, "lr": 1e-4}, "run": {"name": name},
+            "data": {"augment": True, "flip": True, "decode_tasks": 1, "decode_batch": 4},
+            "resources": {"workers": 0}, "tracking": {"experiment": "repro"}}
+    return resolve(method="vificlip", dataset="demo", protocol="base2novel", overrides=deep_merge(base, over))
+
+
+@pytest.fixture(scope="session")
+def worker_runs(small_demo_root, session_home, empty_store, ray_session, tmp_path_factory) -> dict:
+    """The same 2-epoch training over 1 and 2 Ray Train workers (same global batch), shared by the
+    tests of DDP equality and of the global batch split: {1: RunResult, 2: RunResult}."""
+    from zsar.train.runner import run
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = fresh_store(empty_store, tmp_path_factory.mktemp("worker_runs"))
+    try:
+        return {n: run(repro_config(small_demo_root, f"workers-{n}", resources={"workers": n}, optim={"epochs": 2}))
+                for n in (1, 2)}
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -16,21 +16,15 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from zsar.config import resolve
 from zsar.train import checkpoint as ckpt
 from zsar.train.runner import run
-from conftest import cli_env, fresh_store, run_cli, zsar_command
+from conftest import cli_env, fresh_store, repro_config, run_cli, zsar_command
 
 pytestmark = pytest.mark.integration
 
 
 def _cfg(root, name, **over):
-    base = {"root": str(root), "optim": {"epochs": 4, "batch_size": 8, "lr": 1e-4}, "run": {"name": name},
-            "data": {"augment": True, "flip": True, "decode_tasks": 1, "decode_batch": 4},
-            "resources": {"workers": 0}, "tracking": {"experiment": "repro"}}
-    for key, value in over.items():
-        base[key] = {**base.get(key, {}), **value}
-    return resolve(method="vificlip", dataset="demo", protocol="base2novel", overrides=base)
+    return repro_config(root, name, **over)
 
 
 def _history(uri, run_id, key) -> dict[int, float]:
@@ -115,11 +109,10 @@ def test_zsar_rerun_reproduces_a_finished_run(reference, figures):
     assert "largest difference" in out.stderr
 
 
-def test_one_and_two_workers_follow_the_same_loss_curve(reference, small_demo_root, figures):
+def test_one_and_two_workers_follow_the_same_loss_curve(worker_runs, figures):
     """Same global batch: DDP with 2 workers averages the gradients of the two halves of each of
     the 1-worker run's batches (zsar.data.order), so the losses agree to float rounding."""
-    one = run(_cfg(small_demo_root, "ddp-one", resources={"workers": 1}, optim={"epochs": 2}))
-    two = run(_cfg(small_demo_root, "ddp-two", resources={"workers": 2}, optim={"epochs": 2}))
+    one, two = worker_runs[1], worker_runs[2]
     curve = lambda r: _history(r.tracking_uri, r.run_id, "train/loss")  # noqa: E731
     assert sorted(curve(one)) == sorted(curve(two)) == [1, 2]
     figures["repro/1_vs_2_workers_loss_max_rel_diff"] = max(abs(curve(two)[e] / loss - 1) for e, loss in curve(one).items())

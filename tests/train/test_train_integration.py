@@ -67,13 +67,13 @@ def test_metrics_over_two_workers_equal_one_worker(small_demo_root, zsar_home, r
     assert one.metrics["base_count"] == 8 * SMALL["test_per_class"]  # every evaluation video once, none dropped or repeated
 
 
-def test_global_batch_size_is_split_across_workers(small_demo_root, zsar_home, ray_session):
+def test_global_batch_size_is_split_across_workers(small_demo_root, worker_runs):
+    """optim.batch_size is the global batch: 1 worker takes 8 clips a step, 2 workers 4 each."""
     train_rows = 8 * min(SMALL["train_per_class"], TRAIN_SHOTS)
-    for workers in (1, 2):
-        result = run(_cfg(small_demo_root, resources={"workers": workers}, optim={"batch_size": 16, "epochs": 1},
-                          run={"name": f"bs{workers}"}))
-        assert result.metrics["train/samples_per_step"] == 16.0
-        assert result.metrics["train/samples"] == (train_rows // 16) * 16  # full batches only
+    for workers, result in worker_runs.items():
+        assert result.metrics["train/samples_per_step"] == 8.0, workers
+        assert result.metrics["train/samples"] == (train_rows // 8) * 8, workers  # full batches only, every epoch's
+        assert result.metrics["train/steps"] == train_rows // 8, workers  # per worker: each takes every step
 
 
 @pytest.mark.slow
