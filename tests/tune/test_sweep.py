@@ -203,12 +203,33 @@ def test_misspelt_parameter_fails_before_launch(sweep_env, small_demo_root, caps
     assert not (sweep_env / "tune-typo").exists()  # nothing launched
 
 
-def test_interrupted_sweep_resumes_without_rerunning_or_duplicates(sweep_env, small_demo_root):
-    spec = _write_spec(sweep_env / "resume.yaml", small_demo_root, "it-resume", max_concurrent=1,
-                       space={"tau": {"uniform": [20.0, 80.0]}}, points_to_evaluate=[],
+def _resume_spec(path: Path, root: Path, name: str, experiment: str) -> Path:
+    return _write_spec(path, root, name, max_concurrent=1, space={"tau": {"uniform": [20.0, 80.0]}}, points_to_evaluate=[],
                        overrides={"data": {"augment": False, "num_frames": 2, "decode_tasks": 1},
-                                  "optim": {"epochs": 2, "batch_size": 8}, "tracking": {"experiment": "sweeps-resume"}},
+                                  "optim": {"epochs": 2, "batch_size": 8}, "tracking": {"experiment": experiment}},
                        asha={"grace_period": 2, "reduction_factor": 2})
+
+
+def _trial_metrics(experiment: str) -> dict[str, dict]:
+    """Each finished child of an experiment's sweep, by its trial parameters: its final metrics."""
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=100)
+    return {r.data.params["hparams.tau"]: r.data.metrics
+            for r in runs if r.data.tags.get("zsar.kind") != "sweep" and r.info.status == "FINISHED"}
+
+
+@pytest.fixture(scope="module")
+def resume_twin(sweep_env, small_demo_root, ray_session) -> dict[str, dict]:
+    """The interrupted sweep's spec run without interruption: its trials' metrics by parameters."""
+    from zsar.tune.sweep import run_sweep
+
+    spec = _resume_spec(sweep_env / "twin.yaml", small_demo_root, "it-twin", "sweeps-twin")
+    run_sweep(spec, storage=str(sweep_env / "tune-twin"), verbose=0)
+    return _trial_metrics("sweeps-twin")
+
+
+def test_interrupted_sweep_resumes_without_rerunning_or_duplicates(sweep_env, small_demo_root, resume_twin, figures):
+    spec = _resume_spec(sweep_env / "resume.yaml", small_demo_root, "it-resume", "sweeps-resume")
     storage = sweep_env / "tune-resume"
     path = storage / "it-resume"
     exe = str(Path(sys.executable).with_name("zsar"))
@@ -245,6 +266,13 @@ def test_interrupted_sweep_resumes_without_rerunning_or_duplicates(sweep_env, sm
         steps = [m.step for m in client.get_metric_history(c.info.run_id, "epoch")]
         assert len(steps) == len(set(steps))
     json.dumps(after)
+    # the trials, the one interrupted mid-run included, score as in the sweep nobody interrupted
+    resumed = _trial_metrics("sweeps-resume")
+    shared = resumed.keys() & resume_twin.keys()
+    assert len(shared) >= len(finished_before) + 1, (sorted(resumed), sorted(resume_twin))
+    diffs = [abs(resumed[p][k] - resume_twin[p][k]) for p in shared for k in ("val_hm", "hm", "train/loss")]
+    figures["repro/sweep_resumed_after_sigint_vs_twin_max_abs_diff"] = max(diffs)
+    assert max(diffs) < 1e-3, diffs
 
 
 @pytest.mark.parametrize("resources, message", [({"cpus": 64}, "needs 64 CPU"), ({"cpus": 1, "gpus": 0.5}, "0.5 GPU"),
