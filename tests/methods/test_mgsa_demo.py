@@ -6,7 +6,12 @@ from mlflow.tracking import MlflowClient
 from zsar.config import resolve
 from zsar.train.runner import run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# README: demo base top-1 44-60 over seeds (seed 0: 50.0). The threshold is the lowest seed's figure
+# minus half the spread: 44 - (60 - 44) / 2 = 36 (chance 12.5).
+SEED_FIGURES = (44.0, 50.0, 60.0)
+THRESHOLD = min(SEED_FIGURES) - (max(SEED_FIGURES) - min(SEED_FIGURES)) / 2
 
 
 def test_mgsa_learns_the_demo_motions_and_logs_each_loss(demo_root, zsar_home, ray_session):
@@ -20,4 +25,4 @@ def test_mgsa_learns_the_demo_motions_and_logs_each_loss(demo_root, zsar_home, r
         assert key in m, key
     assert m["train/loss"] == pytest.approx(m["train/ce"] + h["lambda_neg"] * m["train/neg"] + h["lambda_sep"] * m["train/sep"], rel=1e-4)
     assert int(logged.params["cost.params_tunable"]) > 0 and int(logged.params["cost.macs_per_clip"]) > 0
-    assert m["base_top1"] >= 3 * 100 / 8, m  # 3x chance over the 8 base classes
+    assert m["base_top1"] >= THRESHOLD, m

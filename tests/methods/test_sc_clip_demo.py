@@ -6,7 +6,12 @@ from mlflow.tracking import MlflowClient
 from zsar.config import resolve
 from zsar.train.runner import run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# README: demo base top-1 65-77 over two seeds (the preset's note: 65 and 77). The threshold is the
+# lower seed's figure minus half the spread between the seeds: 65 - (77 - 65) / 2 = 59.
+SEED_FIGURES = (65.0, 77.0)
+THRESHOLD = min(SEED_FIGURES) - (max(SEED_FIGURES) - min(SEED_FIGURES)) / 2
 
 
 def test_sc_clip_trains_on_the_demo_and_logs_each_loss(demo_root, zsar_home, ray_session):
@@ -24,5 +29,4 @@ def test_sc_clip_trains_on_the_demo_and_logs_each_loss(demo_root, zsar_home, ray
     assert m["hm"] == pytest.approx(2 * m["base_top1"] * m["novel_top1"] / (m["base_top1"] + m["novel_top1"]))
     assert int(logged.params["cost.params_tunable"]) == 3 * (12 * 64 * 64 + 13 * 64)
     assert int(logged.params["cost.macs_per_clip"]) > 0
-    assert m["base_top1"] >= 3 * 100 / 8, m  # 3x chance over the 8 base classes
-    assert m["train/L_sc"] > 0
+    assert m["base_top1"] >= THRESHOLD, m  # chance: 12.5

@@ -7,7 +7,11 @@ from mlflow.tracking import MlflowClient
 from zsar.config import resolve
 from zsar.train.runner import run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# This run trains 4 epochs per stage (the README's ZSL 87.0 is 15 epochs, seeds 0-2), so it asserts
+# a stated threshold, not the README figure: twice chance over the 5 unseen classes (chance 20).
+ZSL_THRESHOLD = 2 * 100 / 5
 
 
 def test_scople_trains_on_a_stage1_encoder_and_logs_zsl_and_gzsl(zsar_home, ray_session):
@@ -25,4 +29,4 @@ def test_scople_trains_on_a_stage1_encoder_and_logs_zsl_and_gzsl(zsar_home, ray_
     s, u = m["seen"], m["unseen"]
     assert m["h"] == pytest.approx(2 * s * u / (s + u) if s + u else 0.0)
     assert m["train/w"] != 0.0  # the prompted stream's weight left its zero start: the text side trained
-    assert 0 <= m["zsl_top1"] <= 100
+    assert m["zsl_top1"] >= ZSL_THRESHOLD, m
