@@ -9,7 +9,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as nnf
 
 from zsar.config import resolve
 from zsar.methods.cezsar_parts import sample_negatives
