@@ -11,6 +11,8 @@ first the mutated method's equation tests, then its other test files (quick kill
 `python -m pytest tests/methods -x -q -m "not integration and not slow"`. A mutation survives only
 when the whole fast tier passes. Sequential and CPU-bound (about half a minute a kill, two minutes a
 survivor on 2 cores); run it under `nice`.
+
+Last full run (issue 23): 49 of 49 killed, 0 survivors, about 20 minutes on 2 loaded cores.
 """
 
 from __future__ import annotations
