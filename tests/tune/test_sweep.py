@@ -116,7 +116,8 @@ def test_nan_trial_fails_alone(sweep):
     for c in children:
         if c.info.status == "FAILED":
             assert "non-finite" in c.data.tags["zsar.error"] and "train/loss=nan" in c.data.tags["zsar.error"]
-    assert sweep["result"].trials["TERMINATED"] == 4 - len(failed)
+    assert sweep["result"].trials == {"finished": 4 - len(failed), "failed": len(failed), "unfinished": 0}
+    assert not sweep["result"].interrupted
 
 
 def test_trial0_is_the_preset(sweep):
