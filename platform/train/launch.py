@@ -94,7 +94,7 @@ def user_error_in(error: BaseException) -> ZsarError | None:
             return e
         stack += [e.__cause__, e.__context__]
         stack += list(getattr(e, "worker_failures", {}).values()) if isinstance(getattr(e, "worker_failures", None), dict) else []
-        for attr in ("cause", "error"):
+        for attr in ("cause", "error", "controller_failure"):
             stack.append(getattr(e, attr, None) if isinstance(getattr(e, attr, None), BaseException) else None)
     return None
 
