@@ -193,7 +193,7 @@ def finish(uri: str, run_id: str, status: str = "FINISHED", error: str | None = 
 
 
 def error_text(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         return "interrupted (SIGINT or SIGTERM)"
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -67,6 +67,8 @@ def run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from,
     )
     try:
         result = trainer.fit()
+    except SystemExit:  # Ray Train's own Ctrl-C handler (SIGTERM reaches it too) aborts the run, then exits
+        raise KeyboardInterrupt from None
     except ray.train.TrainingFailedError as e:
         cause = user_error_in(e)
         if cause is not None:
