@@ -138,7 +138,7 @@ class TrialLines:
                 sys.stderr.write(f"[zsar] trial {trial.trial_id} finished ({done}/{len(trials)}): {metric}="
                                  f"{_short(value)} after {result.get('training_iteration', 0)} epoch(s); {params}\n")
 
-            def ontrial_error(self, iteration, trials, trial, **info):
+            def on_trial_error(self, iteration, trials, trial, **info):
                 sys.stderr.write(f"[zsar] trial {trial.trial_id} FAILED: {trial_error(trial)}\n")
 
         return _Lines()
