@@ -3,7 +3,9 @@
 Workers never touch MLflow: they report through Ray, and a driver-side callback (or the driver
 itself) logs. One writer means no SQLite lock fights; the MLflow run id lives next to the Ray run
 (`zsar_run.json` in the run directory), so a relaunched or resumed run continues the same MLflow
-run instead of creating a duplicate.
+run instead of creating a duplicate. `ends_run` ends every run FINISHED, FAILED or KILLED with the
+error as `zsar.error`. New experiments of a SQLite store keep their artifacts in `mlartifacts/`
+beside the database (ZSAR_HOME for the default store), never in the current folder.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ One parent run per sweep (the spec, the search space, the seed, the git commit) 
 child per trial (tag `mlflow.parentRunId`) with the trial's resolved config as params, every
 epoch's metrics, and its final status and error. The run ids live in the Tune experiment
 (`zsar_sweep_runs.json` beside Tune's own state), so a resumed sweep continues the same runs.
+When no trial runs (a resume starting, the sweep ending) a child still RUNNING is one an
+interruption left: it is KILLED; a trial Tune's saved state never held is marked lost.
 At the end the parent gets the best trial's resolved config (`best_config.yaml`) and Optuna's
 optimisation history, parameter importances and parallel coordinates, as PNG (matplotlib) and as
 self-contained HTML pages (the PNG inlined), under `sweep/plots/`.
