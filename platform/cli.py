@@ -414,7 +414,13 @@ def cmd_sweep(args):
     result = run_sweep(args.spec, trials=args.trials, resume=args.resume, address=args.address, storage=args.storage,
                        root=args.root)
     emit(json.dumps({"sweep": result.path, "mlflow_parent_run_id": result.parent_run_id, "trials": result.trials,
-                      "metric": result.metric, "best": result.best_metric, "best_params": result.best_params}, indent=1))
+                      "metric": result.metric, "best": result.best_metric, "best_params": result.best_params,
+                      "interrupted": result.interrupted}, indent=1))
+    if result.interrupted:
+        t = result.trials
+        console.error(f"zsar: sweep interrupted: {t['finished']} trial(s) finished, {t['failed']} failed, "
+                      f"{t['unfinished']} unfinished; the same command with --resume continues it")
+        return 130
 
 
 def cmd_rerun(args):
@@ -522,6 +528,7 @@ RESULT_ONLY = {("methods",), ("datasets",), ("config", "show"), ("data", "synth"
 
 def main(argv: list[str] | None = None) -> int:
     from zsar.errors import ZsarError
+    from zsar.ray_runtime import interrupt_on_sigterm
 
     program = argv is None  # the `zsar` program itself, not a call from Python
     argv, level = console.split_flags(sys.argv[1:] if program else list(argv))
@@ -531,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
                             getattr(args, "cache_command", None)) if x)
     key = key[:1] if key[0] in ("jobs", "weights") else key
     apart = console.results_apart(program, level) if key in RESULT_ONLY else contextlib.nullcontext()
+    if program:
+        interrupt_on_sigterm()
     try:
         with apart:
             status = COMMANDS[key](args)

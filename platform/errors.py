@@ -11,3 +11,7 @@ class ConfigError(ZsarError):
 
 class DataError(ZsarError):
     """A dataset is missing, unreadable or unusable under the chosen protocol."""
+
+
+class DivergedError(ZsarError, FloatingPointError):
+    """A loss or the selection metric became NaN or infinite (a learning rate too high, bad data)."""

@@ -60,6 +60,31 @@ def local_cpus() -> int:
     return max(4, 2 * (os.cpu_count() or 1))
 
 
+_sigterm_interrupts = False
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (`zsar jobs stop`, a preempted node, `kill`) takes the same path as Ctrl-C: whatever
+    handles SIGINT at that moment handles it (KeyboardInterrupt, or Ray Tune's graceful stop), so
+    runs end KILLED instead of being left RUNNING. Kept across `init_ray` (ray.init replaces it)."""
+    import signal
+    import threading
+
+    global _sigterm_interrupts
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _sigterm_interrupts = True
+
+    def as_interrupt(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not as_interrupt:
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, as_interrupt)
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     import ray
 
@@ -86,4 +111,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False  # zsar prints its own progress lines
+    if _sigterm_interrupts:  # ray.init put its own SIGTERM handler (sys.exit) in place of the CLI's
+        interrupt_on_sigterm()
     ctx.print_on_execution_start = False

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,14 +41,37 @@ def source_root() -> Path | None:
     return root if (root / "pyproject.toml").is_file() and (root / "platform" / "cli.py").is_file() else None
 
 
-def build_wheel(out_dir: Path) -> Path:
-    root = source_root()
+BUILD_LEFTOVERS = {"build", "dist", ".git", ".venv", "__pycache__"}
+
+
+def checkout_files(root: Path) -> list[str]:
+    """The checkout's files as git sees them (tracked, and untracked ones not ignored): what the
+    user has, never build leftovers (setuptools' build/ keeps modules deleted since), even where
+    .gitignore does not name them."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                         capture_output=True, text=True)
+    if out.returncode == 0:
+        files = [f for f in out.stdout.split("\0") if f]
+    else:  # not a git checkout (an unpacked source tree)
+        files = [str(p.relative_to(root)) for p in root.rglob("*")]
+    return [f for f in files if (root / f).is_file() and not (BUILD_LEFTOVERS & set(Path(f).parts))
+            and not any(part.endswith(".egg-info") for part in Path(f).parts)]
+
+
+def build_wheel(out_dir: Path, root: Path | None = None) -> Path:
+    """The wheel of exactly the checkout: built from a clean temporary copy of its files."""
+    root = root or source_root()
     if root is None:
         raise ZsarError("zsar submit needs the project source (pyproject.toml) to build its wheel: run it from an editable install")
-    out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out_dir), str(root)],
-        capture_output=True, text=True,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "src"
+        for rel in checkout_files(root):
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, copy / rel)
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out_dir), str(copy)],
+            capture_output=True, text=True,
+        )
     wheels = sorted(out_dir.glob("zsar-*.whl"))
     if out.returncode != 0 or not wheels:
         raise ZsarError(f"building the zsar wheel failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as nnf
 
 from zsar.errors import ConfigError
+from zsar.log import log
 
 TEMPLATES: dict[str, list[str]] = {
     # ViFi-CLIP and most CLIP video papers use one template.
@@ -127,8 +128,9 @@ class ClassEmbeddingCache:
                 emb = torch.load(path, map_location="cpu", weights_only=True)
                 self._memory[key] = emb
                 return emb
-            except Exception:
-                path.unlink(missing_ok=True)  # a torn write: recompute below
+            except Exception as e:  # noqa: BLE001 - a torn write: recompute below
+                log(f"text embedding cache {path.name} unreadable ({type(e).__name__}); recomputing it")
+                path.unlink(missing_ok=True)
         self.encode_calls += 1
         flat = [s for p in prompts for s in p]
         with torch.no_grad():

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zsar.log import log
 from zsar.report import html, plots
 from zsar.report.collect import RunRecord, collect_runs
 from zsar.report.published import SOURCE_FILE, add_published, load_published, published_table
@@ -53,7 +54,8 @@ def _client(uri):
 def _has_artifact(client, run_id: str, path: str) -> bool:
     try:
         return bool(client.list_artifacts(run_id, path))
-    except Exception:
+    except Exception as e:  # noqa: BLE001 - a report goes on without this run's artifact, and says so
+        log(f"warning: run {run_id}: cannot list artifacts {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         return False
 
 
@@ -67,7 +69,8 @@ def _download(client, run_id: str, path: str, dst: Path) -> Path | None:
 def _download_file(client, run_id: str, folder: str, name: str, dst: Path) -> Path | None:
     try:
         listed = [a.path for a in client.list_artifacts(run_id, folder)]
-    except Exception:
+    except Exception as e:  # noqa: BLE001 - a report goes on without this run's artifact, and says so
+        log(f"warning: run {run_id}: cannot list artifacts {folder}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         return None
     if f"{folder}/{name}" not in listed:
         return None
@@ -89,10 +92,12 @@ def run_section(uri: str, run_id: str, out: Path, tsne_videos: int = 64) -> RunS
     from zsar.errors import ZsarError
 
     client = _client(uri)
+    from mlflow.exceptions import MlflowException
+
     try:
         run = client.get_run(run_id)
-    except Exception:
-        raise ZsarError(f"--run: no MLflow run '{run_id}' in {uri}") from None
+    except MlflowException as e:
+        raise ZsarError(f"--run: no MLflow run '{run_id}' in {uri} ({str(e).splitlines()[0]})") from None
     section = RunSection(run_id, run.info.run_name or run_id)
     folder = out / "runs" / run_id
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from zsar.errors import ZsarError
+from zsar.log import log
 
 
 @dataclass
@@ -71,7 +72,8 @@ def checkpoint_embeddings(checkpoint_dir: str, part_name: str | None = None, max
         for i in rows:
             try:
                 clip, _ = load_clip(paths[i], spec)
-            except Exception:  # an unreadable file is left out of the plot
+            except Exception as e:  # noqa: BLE001 - an unreadable file is left out of the plot, and named
+                log(f"warning: {paths[i]} left out of the embedding plot: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
                 continue
             inputs = method.to_input(clip[None], method.device)  # 1, V, ...
             emb = method.encode_video({method.input_key: inputs.flatten(0, 1)}).float().mean(0)

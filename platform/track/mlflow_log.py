@@ -3,11 +3,14 @@
 Workers never touch MLflow: they report through Ray, and a driver-side callback (or the driver
 itself) logs. One writer means no SQLite lock fights; the MLflow run id lives next to the Ray run
 (`zsar_run.json` in the run directory), so a relaunched or resumed run continues the same MLflow
-run instead of creating a duplicate.
+run instead of creating a duplicate. `ends_run` ends every run FINISHED, FAILED or KILLED with the
+error as `zsar.error`. New experiments of a SQLite store keep their artifacts in `mlartifacts/`
+beside the database (ZSAR_HOME for the default store), never in the current folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from zsar.home import tracking_uri as default_tracking_uri
+from zsar.log import log
 
 RUN_FILE = "zsar_run.json"
 UNLOGGED = {"checkpoint_score"}  # Ray Train's checkpoint ranking key, not a result
@@ -30,18 +34,52 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment's artifacts go: beside a SQLite store (`mlartifacts/` next to the
+    database, so ZSAR_HOME/mlartifacts for the default store), never the current folder; None (the
+    server decides) for a tracking server."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
+def _experiment_location(uri: str, name: str) -> str | None:
+    from urllib.parse import quote
+
+    root = artifact_root(uri)
+    return f"{root}/{quote(name, safe='')}" if root else None
+
+
+_reported_locations: set[str] = set()
+
+
+def _report_cwd_location(name: str, location: str) -> None:
+    """One line, once per process, for an experiment whose artifacts land in a folder's mlruns."""
+    if "mlruns" not in location or location in _reported_locations:
+        return
+    _reported_locations.add(location)
+    log(f"warning: experiment '{name}' keeps its artifacts in {location} (a folder's mlruns, made by an older zsar); "
+        "they are not moved: use a new tracking.experiment to keep them under ZSAR_HOME")
+
+
 def ensure_experiment(uri: str, name: str) -> str:
     """The experiment id, creating the experiment once (before any parallel writer starts)."""
+    from mlflow.exceptions import MlflowException
+
     c = client(uri)
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             c.restore_experiment(exp.experiment_id)
+        _report_cwd_location(name, exp.artifact_location or "")
         return exp.experiment_id
     try:
-        return c.create_experiment(name)
-    except Exception:  # created concurrently by another driver
-        return c.get_experiment_by_name(name).experiment_id
+        return c.create_experiment(name, artifact_location=_experiment_location(uri, name))
+    except MlflowException:  # created concurrently by another driver
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -106,14 +144,12 @@ def start_or_resume(run_dir: Path, uri: str, experiment: str, run_name: str, tag
     if run_file.is_file():
         info = json.loads(run_file.read_text())
         if info.get("tracking_uri") == uri:
-            try:
-                run = c.get_run(info["run_id"])
-                if run.info.lifecycle_stage == "active":
-                    if run.info.status != "FINISHED":
-                        c.update_run(info["run_id"], status="RUNNING")
-                    return info["run_id"], True
-            except Exception:
-                pass  # the store was reset: start a new run below
+            run = _recorded_run(c, info["run_id"])
+            if run is not None and run.info.lifecycle_stage == "active":
+                if run.info.status != "FINISHED":
+                    c.update_run(info["run_id"], status="RUNNING")
+                return info["run_id"], True
+            log(f"MLflow run {info['run_id']} of {run_dir} is {'deleted' if run else 'not in ' + uri}: starting a new one")
     exp_id = ensure_experiment(uri, experiment)
     all_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items()}}
     if parent_run_id:
@@ -123,6 +159,18 @@ def start_or_resume(run_dir: Path, uri: str, experiment: str, run_name: str, tag
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     run_file.write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": uri, "experiment": experiment}))
     return run.info.run_id, False
+
+
+def _recorded_run(c, run_id: str):
+    """The run, or None when the store does not hold it (a reset store); other errors propagate."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.get_run(run_id)
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
 
 
 def child_runs(uri: str, run_id: str) -> list[tuple[str, str]]:
@@ -140,8 +188,34 @@ def run_status(uri: str, run_id: str) -> str:
     return client(uri).get_run(run_id).info.status
 
 
-def finish(uri: str, run_id: str, status: str = "FINISHED") -> None:
+def finish(uri: str, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:
+    if error:
+        client(uri).set_tag(run_id, "zsar.error", error[:5000])
     client(uri).set_terminated(run_id, status=status)
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return "interrupted (SIGINT or SIGTERM)"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+@contextlib.contextmanager
+def ends_run(uri: str, run_id: str):
+    """The run ends FINISHED when the block completes, KILLED when it is interrupted (Ctrl-C, or
+    SIGTERM turned into KeyboardInterrupt by the CLI), FAILED on any other error, with the error as
+    the tag `zsar.error`. A run is never left RUNNING by zsar."""
+    try:
+        yield
+    except BaseException as e:
+        killed = isinstance(e, (KeyboardInterrupt, SystemExit))
+        try:
+            finish(uri, run_id, "KILLED" if killed else "FAILED", error_text(e))
+        except Exception as store_error:  # the store itself failed: say so, keep the run's own error
+            log(f"warning: could not mark MLflow run {run_id} {'KILLED' if killed else 'FAILED'}: {store_error}")
+        raise
+    finish(uri, run_id)
 
 
 class MetricsLogger:

@@ -4,6 +4,8 @@ One parent run per sweep (the spec, the search space, the seed, the git commit) 
 child per trial (tag `mlflow.parentRunId`) with the trial's resolved config as params, every
 epoch's metrics, and its final status and error. The run ids live in the Tune experiment
 (`zsar_sweep_runs.json` beside Tune's own state), so a resumed sweep continues the same runs.
+When no trial runs (a resume starting, the sweep ending) a child still RUNNING is one an
+interruption left: it is KILLED; a trial Tune's saved state never held is marked lost.
 At the end the parent gets the best trial's resolved config (`best_config.yaml`) and Optuna's
 optimisation history, parameter importances and parallel coordinates, as PNG (matplotlib) and as
 self-contained HTML pages (the PNG inlined), under `sweep/plots/`.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import ray.tune
 
+from zsar.log import log
 from zsar.track import mlflow_log as track
 from zsar.track import provenance
 
@@ -79,7 +82,10 @@ class SweepRuns(ray.tune.Callback):
         self.state = read_state(self.path)
         self.state.setdefault("trials", {})
         if self.state.get("parent") and self._active(self.state["parent"]):
-            track.client(self.uri).update_run(self.state["parent"], status="RUNNING")
+            parent = self.state["parent"]
+            track.client(self.uri).update_run(parent, status="RUNNING")
+            _drop_tag(track.client(self.uri), parent, "zsar.error")
+            self._end_running_children("interrupted; this resume continues the trial if Tune kept it")
             return
         spec = self.spec
         cfg = spec.base_config()
@@ -107,15 +113,32 @@ class SweepRuns(ray.tune.Callback):
         write_state(self.path, self.state)
 
     def _active(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
         try:
             return track.client(self.uri).get_run(run_id).info.lifecycle_stage == "active"
-        except Exception:  # noqa: BLE001 - a reset store: start over
+        except MlflowException as e:  # a reset store: start over
+            log(f"sweep parent run {run_id} is not in {self.uri} ({e.error_code}): starting a new parent run")
             return False
+
+    def _end_running_children(self, reason: str) -> None:
+        """KILLED, with `reason` as zsar.error, for every child still RUNNING: when no trial runs
+        (before a resume starts, after the sweep stops) a RUNNING child is one an interrupted sweep
+        left, including one created for a trial whose id never reached the state file."""
+        c = track.client(self.uri)
+        parent = self.state["parent"]
+        experiment = c.get_run(parent).info.experiment_id
+        running = c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent}' and "
+                                "attributes.status = 'RUNNING'", max_results=1000)
+        for run in running:
+            c.set_tag(run.info.run_id, "zsar.error", reason)
+            c.set_terminated(run.info.run_id, status="KILLED")
 
     def on_trial_start(self, iteration, trials, trial, **info):
         entry = self.state["trials"].get(trial.trial_id)
         if entry is not None:  # a resumed trial: the same child run
             entry["starts"] = entry.get("starts", 1) + 1
+            entry.pop("status", None) if entry.get("status") == "LOST" else None
             track.client(self.uri).update_run(entry["run_id"], status="RUNNING")
             write_state(self.path, self.state)
             return
@@ -170,6 +193,7 @@ class SweepRuns(ray.tune.Callback):
             final = {f"final/{k}": v for k, v in track.numeric(result).items() if k not in SKIP and k != "epoch"}
             track.log_metrics(self.uri, run_id, final, step=int(result.get("epoch", epochs)))
             stopped = epochs < self.spec.max_t
+            _drop_tag(c, run_id, "zsar.error")  # from an interruption this resume recovered from
             c.set_tag(run_id, "zsar.stopped_early", str(stopped).lower())
             c.set_tag(run_id, "zsar.trial_status", "stopped by ASHA" if stopped else "completed")
         else:
@@ -188,36 +212,62 @@ class SweepRuns(ray.tune.Callback):
             return
         c = track.client(self.uri)
         spec = self.spec
+        self._end_running_children("interrupted; `zsar sweep --resume` continues the trial")
+        self._mark_lost({t.trial_id for t in trials})
         done = [(tid, e) for tid, e in self.state["trials"].items() if e.get("status") == "FINISHED"
                 and _finite((e.get("last") or {}).get(spec.metric))]
         full = [(tid, e) for tid, e in done if e.get("epochs", 0) >= spec.max_t] or done
-        sign = 1 if spec.mode == "max" else -1
         if full:
-            # ties (small validation sets give equal scores) go to the earliest trial
-            tid, best = max(full, key=lambda kv: (sign * kv[1]["last"][spec.metric], -kv[1].get("index", 0)))
-            cfg = spec.trial_config(best["params"])
-            cfg.run.name = None
-            text = cfg.to_yaml()
-            with tempfile.TemporaryDirectory() as tmp:
-                (Path(tmp) / "best_config.yaml").write_text(text)
-                c.log_artifact(parent, str(Path(tmp) / "best_config.yaml"))
-            track.log_metrics(self.uri, parent, {f"best/{spec.metric}": best["last"][spec.metric]}, step=0)
-            c.set_tag(parent, "zsar.best_run_id", best["run_id"])
-            c.set_tag(parent, "zsar.best_trial_id", tid)
-            self.state["best"] = {"trial_id": tid, "run_id": best["run_id"], "params": best["params"],
-                                  "value": best["last"][spec.metric], "config_yaml": text}
-        counts = {}
-        for e in self.state["trials"].values():
-            counts[e.get("status", "UNFINISHED")] = counts.get(e.get("status", "UNFINISHED"), 0) + 1
-        for status, n in counts.items():
-            c.set_tag(parent, f"zsar.trials_{status.lower()}", str(n))
+            self._log_best(c, parent, full)
+        counts = trial_counts(self.state)
+        old = {k for k in c.get_run(parent).data.tags if k.startswith("zsar.trials_")}
+        new_tags = {f"zsar.trials_{status}": str(n) for status, n in counts.items() if n}
+        for key in old - set(new_tags):  # rewritten on resume: no stale count (e.g. trials_unfinished) stays
+            c.delete_tag(parent, key)
+        for key, value in new_tags.items():
+            c.set_tag(parent, key, value)
         try:
             self._plots(parent)
         except Exception as e:  # noqa: BLE001 - plots never fail a finished sweep
+            log(f"warning: sweep plots not made: {e}")
             c.set_tag(parent, "zsar.plots_error", str(e)[:500])
-        finished_all = all(e.get("status") for e in self.state["trials"].values())
+        finished_all = not counts["unfinished"] and counts["finished"] + counts["failed"] >= spec.num_samples
+        if not finished_all:
+            c.set_tag(parent, "zsar.error", f"interrupted after {counts['finished'] + counts['failed']} of "
+                      f"{spec.num_samples} trials; `zsar sweep --resume` continues it")
         c.set_terminated(parent, status=("FINISHED" if done else "FAILED") if finished_all else "KILLED")
         write_state(self.path, self.state)
+
+    def _mark_lost(self, tune_ids: set) -> None:
+        """A trial with a child run but unknown to Tune (Tune's saved state predates it, so a
+        resume never runs it): its child is KILLED and it no longer counts; Tune's searcher asks for
+        a new trial in its place, with its own child."""
+        c = track.client(self.uri)
+        for tid, entry in self.state["trials"].items():
+            if not entry.get("status") and tid not in tune_ids:
+                entry["status"] = "LOST"
+                c.set_tag(entry["run_id"], "zsar.trial_status", "lost: not in Tune's saved state, replaced by a new trial")
+
+    def _log_best(self, c, parent: str, full: list) -> None:
+        spec = self.spec
+        sign = 1 if spec.mode == "max" else -1
+        # ties (small validation sets give equal scores) go to the earliest trial
+        tid, best = max(full, key=lambda kv: (sign * kv[1]["last"][spec.metric], -kv[1].get("index", 0)))
+        cfg = spec.trial_config(best["params"])
+        cfg.run.name = None
+        text = cfg.to_yaml()
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "best_config.yaml").write_text(text)
+            c.log_artifact(parent, str(Path(tmp) / "best_config.yaml"))
+        key = f"best/{spec.metric}"
+        history = c.get_metric_history(parent, key)
+        value = best["last"][spec.metric]
+        if not history or history[-1].value != value:  # a resume that found a better trial: the next step
+            track.log_metrics(self.uri, parent, {key: value}, step=max((m.step for m in history), default=-1) + 1)
+        c.set_tag(parent, "zsar.best_run_id", best["run_id"])
+        c.set_tag(parent, "zsar.best_trial_id", tid)
+        self.state["best"] = {"trial_id": tid, "run_id": best["run_id"], "params": best["params"],
+                              "value": value, "config_yaml": text}
 
     # ------------------------------------------------------------ plots
 
@@ -284,6 +334,22 @@ def _html(name: str, png: bytes, study, metric: str) -> str:
             "</body></html>")
 
 
+def trial_counts(state: dict) -> dict:
+    """finished (ASHA's early stops included), failed and unfinished trials of a sweep's state;
+    trials Tune lost (replaced by new ones) are not counted."""
+    counts = {"finished": 0, "failed": 0, "unfinished": 0}
+    for entry in state.get("trials", {}).values():
+        status = entry.get("status")
+        if status != "LOST":
+            counts[{"FINISHED": "finished", "FAILED": "failed"}.get(status, "unfinished")] += 1
+    return counts
+
+
+def _drop_tag(c, run_id: str, key: str) -> None:
+    if key in c.get_run(run_id).data.tags:
+        c.delete_tag(run_id, key)
+
+
 def trial_error(trial) -> str:
     text = ""
     try:  # the local copy first: the one in storage may not be synced yet
@@ -291,8 +357,8 @@ def trial_error(trial) -> str:
             text = Path(trial.error_file).read_text()
         else:
             text = str(trial.get_error() or "")
-    except Exception:  # noqa: BLE001 - the message is best effort
-        pass
+    except Exception as e:  # noqa: BLE001 - the message is best effort
+        text = f"error (its message could not be read: {e})"
     text = text or "error (no message recorded)"
     lines = [line for line in text.strip().splitlines() if line.strip()]
     causes = [line for line in lines if "Error:" in line and not line.startswith(" ")]

@@ -67,6 +67,8 @@ def run_with_ray_train(cfg, info, storage: Path, name: str, logger, resume_from,
     )
     try:
         result = trainer.fit()
+    except SystemExit:  # Ray Train's own Ctrl-C handler (SIGTERM reaches it too) aborts the run, then exits
+        raise KeyboardInterrupt from None
     except ray.train.TrainingFailedError as e:
         cause = user_error_in(e)
         if cause is not None:
@@ -94,7 +96,7 @@ def user_error_in(error: BaseException) -> ZsarError | None:
             return e
         stack += [e.__cause__, e.__context__]
         stack += list(getattr(e, "worker_failures", {}).values()) if isinstance(getattr(e, "worker_failures", None), dict) else []
-        for attr in ("cause", "error"):
+        for attr in ("cause", "error", "controller_failure"):
             stack.append(getattr(e, attr, None) if isinstance(getattr(e, attr, None), BaseException) else None)
     return None
 

@@ -3,11 +3,14 @@ Train (`ray.train.report`), inside a Tune trial (`ray.tune.report`), or in the d
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Protocol
+
+from zsar.errors import DivergedError
 
 
 class Reporter(Protocol):
@@ -94,3 +97,25 @@ class LocalReporter:
 
     def latest_checkpoint(self):
         return None  # the driver passes the newest complete checkpoint of the run as resume_from
+
+
+def check_finite(metrics: dict, metric: str) -> None:
+    """Stops a run (or fails a sweep trial) whose loss or selection metric is NaN or infinite."""
+    bad = {k: v for k, v in metrics.items() if (k == metric or k.startswith("train/")) and isinstance(v, float)
+           and not math.isfinite(v)}
+    if bad:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+        raise DivergedError(f"non-finite values at epoch {metrics.get('epoch')}: {shown}; lower optim.lr or check the data")
+
+
+class FiniteLogger:
+    """Logs each report through `inner` (the MLflow logger), then stops the run on a non-finite
+    loss or selection metric: the diverged epoch is in MLflow, the run ends FAILED. Picklable."""
+
+    def __init__(self, inner: Callable[[dict, str | None], None], metric: str):
+        self.inner = inner
+        self.metric = metric
+
+    def __call__(self, metrics: dict, checkpoint_path: str | None = None) -> None:
+        self.inner(metrics, checkpoint_path)
+        check_finite(metrics, self.metric)

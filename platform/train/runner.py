@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from zsar.registry import DATASETS, METHODS
 from zsar.track import mlflow_log as track
 from zsar.train import checkpoint as ckpt
 from zsar.train import record
+from zsar.train.reporter import FiniteLogger
 from zsar.train.inputs import build_feeds, feature_cache_metrics
 from zsar.train.launch import run_in_driver, run_with_ray_train
 from zsar.train.loop import plan_info
@@ -66,23 +66,19 @@ def run_all_splits(cfg: ExperimentConfig, splits, *, dry_run: bool = False):
     uri = track.resolve_uri(cfg.tracking.uri)
     name = cfg.run.name or default_run_name(cfg, "all")
     storage = Path(cfg.run.storage or runs_dir())
-    parent_id = None
-    if not dry_run:
-        parent_id, _ = track.start_or_resume(
-            storage / name, uri, cfg.tracking.experiment, name, _tags(cfg, "all"), cfg.to_dict()
-        )
-    children = []
-    for split in splits:
-        child_cfg = dataclasses.replace(cfg, split=split, run=dataclasses.replace(cfg.run, name=f"{name}-{split}"))
-        children.append(run_split(child_cfg, dry_run=dry_run, parent_run_id=parent_id))
     if dry_run:
-        return {"splits": children}
-    keys = sorted(set.intersection(*(set(track.numeric(c.metrics)) for c in children)) - {"epoch"})
-    means = {}
-    for key in keys:
-        means[f"{key}_mean"], means[f"{key}_std"] = mean_std([c.metrics[key] for c in children])
-    track.log_metrics(uri, parent_id, means, step=0)
-    track.finish(uri, parent_id)
+        return {"splits": [run_split(dataclasses.replace(cfg, split=split), dry_run=True) for split in splits]}
+    parent_id, _ = track.start_or_resume(storage / name, uri, cfg.tracking.experiment, name, _tags(cfg, "all"), cfg.to_dict())
+    with track.ends_run(uri, parent_id):
+        children = []
+        for split in splits:
+            child_cfg = dataclasses.replace(cfg, split=split, run=dataclasses.replace(cfg.run, name=f"{name}-{split}"))
+            children.append(run_split(child_cfg, parent_run_id=parent_id))
+        keys = sorted(set.intersection(*(set(track.numeric(c.metrics)) for c in children)) - {"epoch"})
+        means = {}
+        for key in keys:
+            means[f"{key}_mean"], means[f"{key}_std"] = mean_std([c.metrics[key] for c in children])
+        track.log_metrics(uri, parent_id, means, step=0)
     return RunResult(parent_id, name, means, None, uri, children, "all")
 
 
@@ -122,6 +118,14 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
         log(f"run {name} already finished (MLflow run {run_id}); set run.name to start a new one")
         return _finished_result(uri, run_id, name, run_dir)
     log(f"{'resuming' if resumed else 'starting'} run {name} (MLflow run {run_id} in {uri})")
+    with track.ends_run(uri, run_id):
+        metrics, best = _train(cfg, plan, uri, run_id, run_dir, storage, resumed)
+        _log_final(uri, run_id, cfg, plan, metrics, best)
+    return RunResult(run_id, cfg.run.name, metrics, best, uri, split=cfg.split)
+
+
+def _train(cfg: ExperimentConfig, plan: Plan, uri: str, run_id: str, run_dir: Path, storage: Path, resumed: bool):
+    """(last metrics, best checkpoint) of the loop, resumed from the run's last complete checkpoint."""
     resume_from = None
     if resumed:
         resume_from, epoch = ckpt.latest_complete(run_dir)
@@ -130,24 +134,15 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
         if backfilled:
             log(f"logged epochs {backfilled} from checkpoints whose reports were cut off")
     info = plan_info(plan, primary_metric(plan))
-    logger = track.MetricsLogger(uri, run_id)
-    try:
-        if not resumed:
-            track.log_params(uri, run_id, METHODS.get(cfg.method).cost_params(cfg))
-        feeds, uses = build_feeds(cfg, plan)
-        if uses:
-            track.log_metrics(uri, run_id, feature_cache_metrics(uses), step=0)
-        if cfg.resources.workers == 0:
-            metrics, best = run_in_driver(cfg, info, run_dir, logger, resume_from, feeds)
-        else:
-            metrics, best = run_with_ray_train(cfg, info, storage, name, logger, resume_from, feeds)
-    except BaseException:
-        track.finish(uri, run_id, status="FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
-        raise
-    _log_final(uri, run_id, cfg, plan, metrics, best)
-    track.finish(uri, run_id)
-    return RunResult(run_id, name, metrics, best, uri, split=cfg.split)
-
+    logger = FiniteLogger(track.MetricsLogger(uri, run_id), info.primary_metric)
+    if not resumed:
+        track.log_params(uri, run_id, METHODS.get(cfg.method).cost_params(cfg))
+    feeds, uses = build_feeds(cfg, plan)
+    if uses:
+        track.log_metrics(uri, run_id, feature_cache_metrics(uses), step=0)
+    if cfg.resources.workers == 0:
+        return run_in_driver(cfg, info, run_dir, logger, resume_from, feeds)
+    return run_with_ray_train(cfg, info, storage, cfg.run.name, logger, resume_from, feeds)
 
 
 def _log_final(uri, run_id, cfg, plan: Plan, metrics: dict, best: str | None) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from zsar.errors import ConfigError, ZsarError
 from zsar.track.sweep_runs import trial_error
+from zsar.train.reporter import check_finite
 from zsar.tune.spec import SweepSpec, load_spec
 
 TUNE_KEYS = {"timestamp", "time_this_iter_s", "time_total_s", "pid", "training_iteration", "iterations_since_restore",
@@ -36,9 +37,10 @@ class SweepResult:
     best_params: dict | None
     best_metric: float | None
     metric: str
-    trials: dict  # status -> count
+    trials: dict  # finished / failed / unfinished -> count
     best_config_yaml: str | None = None
     fit_s: float = 0.0  # wall time of the trials (Tuner.fit), data preparation excluded
+    interrupted: bool = False  # stopped (SIGINT, SIGTERM) before every trial ended: `--resume` continues it
 
 
 def data_is_swept(spec: SweepSpec) -> bool:
@@ -77,14 +79,6 @@ class FiniteReporter:
 
     def latest_checkpoint(self):
         return self.inner.latest_checkpoint()
-
-
-def check_finite(metrics: dict, metric: str) -> None:
-    bad = {k: v for k, v in metrics.items() if (k == metric or k.startswith("train/")) and isinstance(v, float)
-           and not math.isfinite(v)}
-    if bad:
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
-        raise FloatingPointError(f"non-finite values at epoch {metrics.get('epoch')}: {shown}")
 
 
 def _finite_train_callback(metric: str):
@@ -144,7 +138,7 @@ class TrialLines:
                 sys.stderr.write(f"[zsar] trial {trial.trial_id} finished ({done}/{len(trials)}): {metric}="
                                  f"{_short(value)} after {result.get('training_iteration', 0)} epoch(s); {params}\n")
 
-            def ontrial_error(self, iteration, trials, trial, **info):
+            def on_trial_error(self, iteration, trials, trial, **info):
                 sys.stderr.write(f"[zsar] trial {trial.trial_id} FAILED: {trial_error(trial)}\n")
 
         return _Lines()
@@ -234,19 +228,17 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
     t_fit = time.time()
     grid = tuner.fit()
     fit_s = time.time() - t_fit
-    statuses: dict[str, int] = {}
-    for r in grid:
-        key = "ERROR" if r.error else "TERMINATED"
-        statuses[key] = statuses.get(key, 0) + 1
-    from zsar.track.sweep_runs import read_state
+    from zsar.track.sweep_runs import read_state, trial_counts
 
     state = read_state(path)
-    if statuses.get("TERMINATED", 0) == 0:
+    counts = trial_counts(state)
+    interrupted = counts["unfinished"] > 0 or counts["finished"] + counts["failed"] < spec.num_samples
+    if not interrupted and counts["finished"] == 0:
         first = next((r.error for r in grid if r.error), None)
         raise ZsarError(f"every trial of sweep {spec.name} failed; first error: {_first_line(first)}")
     best = state.get("best") or {}
-    return SweepResult(path, state.get("parent"), best.get("params"), best.get("value"), spec.metric, statuses,
-                       best.get("config_yaml"), fit_s)
+    return SweepResult(path, state.get("parent"), best.get("params"), best.get("value"), spec.metric, counts,
+                       best.get("config_yaml"), fit_s, interrupted)
 
 
 def _first_line(error) -> str:

@@ -92,3 +92,42 @@ def test_worker_records_count_attempts(tmp_path):
     records = read_records(tmp_path)
     assert attempts(records) == 2 and [r["rank"] for r in records] == [0, 1, 0]
     assert records[-1]["node_id"] == "node-b"
+
+
+def _git(root, *args):
+    import subprocess
+
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True, capture_output=True)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_wheel_ships_exactly_the_checkout_not_build_leftovers(tmp_path):
+    """A module deleted after an earlier in-tree build (which left it in setuptools' build/lib) is
+    not in the shipped wheel; a module added and not yet committed is."""
+    import shutil
+    import subprocess
+    import sys
+
+    source = submit.source_root()
+    project = tmp_path / "project"
+    for rel in submit.checkout_files(source):
+        if rel.split("/")[0] in ("platform", "methods") or rel in ("pyproject.toml", "README.md"):
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / rel, project / rel)
+    (project / "platform" / "ghost_module.py").write_text("GHOST = 1\n")
+    _git(project, "init", "-q")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "with a ghost module")
+    # the old way: a wheel built inside the checkout leaves build/lib/zsar/ghost_module.py behind
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "in_tree"), str(project)], check=True, capture_output=True)
+    assert (project / "build" / "lib" / "zsar" / "ghost_module.py").is_file()
+    _git(project, "rm", "-q", "platform/ghost_module.py")
+    (project / "platform" / "new_module.py").write_text("NEW = 1\n")  # untracked, not ignored: the user's code
+
+    wheel = submit.build_wheel(tmp_path / "wheel", root=project)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "zsar/cli.py" in names and "zsar/methods/__init__.py" in names
+    assert "zsar/ghost_module.py" not in names
+    assert "zsar/new_module.py" in names

@@ -118,7 +118,8 @@ def test_nan_trial_fails_alone(sweep):
     for c in children:
         if c.info.status == "FAILED":
             assert "non-finite" in c.data.tags["zsar.error"] and "train/loss=nan" in c.data.tags["zsar.error"]
-    assert sweep["result"].trials["TERMINATED"] == 4 - len(failed)
+    assert sweep["result"].trials == {"finished": 4 - len(failed), "failed": len(failed), "unfinished": 0}
+    assert not sweep["result"].interrupted
 
 
 def test_trial0_is_the_preset(sweep):
@@ -211,7 +212,7 @@ def _resume_spec(path: Path, root: Path, name: str, experiment: str) -> Path:
 
 
 def _trial_metrics(experiment: str) -> dict[str, dict]:
-    """Each finished child of an experiment's sweep, by its trial parameters: its final metrics."""
+    """Each finished child of an experiment's sweep, by its trial parameter: its final metrics."""
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=100)
     return {r.data.params["hparams.tau"]: r.data.metrics
@@ -220,7 +221,7 @@ def _trial_metrics(experiment: str) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def resume_twin(sweep_env, small_demo_root, ray_session) -> dict[str, dict]:
-    """The interrupted sweep's spec run without interruption: its trials' metrics by parameters."""
+    """The interrupted sweep's spec run without interruption: its trials' metrics by parameter."""
     from zsar.tune.sweep import run_sweep
 
     spec = _resume_spec(sweep_env / "twin.yaml", small_demo_root, "it-twin", "sweeps-twin")
@@ -229,49 +230,66 @@ def resume_twin(sweep_env, small_demo_root, ray_session) -> dict[str, dict]:
 
 
 def test_interrupted_sweep_resumes_without_rerunning_or_duplicates(sweep_env, small_demo_root, resume_twin, figures):
+    """SIGTERM (what `zsar jobs stop` and a preempted node send; SIGINT takes the same path) after
+    the first trial: exit 130 with the counts, nothing left RUNNING; the resume gives exactly one
+    child per trial, rewrites the parent's tags, and every trial, the interrupted one included,
+    scores as in the uninterrupted twin."""
     spec = _resume_spec(sweep_env / "resume.yaml", small_demo_root, "it-resume", "sweeps-resume")
     storage = sweep_env / "tune-resume"
     path = storage / "it-resume"
     exe = str(Path(sys.executable).with_name("zsar"))
     proc = subprocess.Popen([exe, "sweep", str(spec), "--storage", str(storage)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 400
     while time.time() < deadline:
         done = [e for e in read_state(str(path)).get("trials", {}).values() if e.get("status") == "FINISHED"]
-        if len(done) >= 2 or proc.poll() is not None:
+        if len(done) >= 1 or proc.poll() is not None:
             break
         time.sleep(1)
-    assert proc.poll() is None, f"the sweep ended before it was interrupted:\n{proc.stdout.read()[-3000:]}"
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=180)
-    before = read_state(str(path))["trials"]
-    finished_before = {tid for tid, e in before.items() if e.get("status") == "FINISHED"}
-    assert 2 <= len(finished_before) < 4
-
-    again = run_cli("sweep", str(spec), "--storage", str(storage), "--resume", timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    after = read_state(str(path))
-    assert set(after["trials"]) >= set(before)
-    for tid in finished_before:  # not started again, same MLflow run
-        assert after["trials"][tid]["starts"] == 1 and after["trials"][tid]["run_id"] == before[tid]["run_id"]
+    assert proc.poll() is None, f"the sweep ended before it was interrupted:\n{proc.stderr.read()[-3000:]}"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err[-3000:]
+    assert "sweep interrupted" in err and "unfinished" in err
+    counts = json.loads(out)["trials"]
+    assert counts["finished"] >= 1 and counts["finished"] + counts["failed"] < 4
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("sweeps-resume")
     runs = client.search_runs([exp.experiment_id], max_results=100)
+    assert not [r for r in runs if r.info.status == "RUNNING"]  # parent KILLED, the trial in flight KILLED
+    assert [r.info.status for r in runs if r.data.tags.get("zsar.kind") == "sweep"] == ["KILLED"]
+    before = read_state(str(path))["trials"]
+    finished_before = {tid for tid, e in before.items() if e.get("status") == "FINISHED"}
+    assert 1 <= len(finished_before) < 4
+
+    again = run_cli("sweep", str(spec), "--storage", str(storage), "--resume", timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["trials"] == {"finished": 4, "failed": 0, "unfinished": 0}
+    after = read_state(str(path))
+    for tid in finished_before:  # not started again, same MLflow run
+        assert after["trials"][tid]["starts"] == 1 and after["trials"][tid]["run_id"] == before[tid]["run_id"]
+    runs = client.search_runs([exp.experiment_id], max_results=100)
     parents = [r for r in runs if r.data.tags.get("zsar.kind") == "sweep"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    tags = parents[0].data.tags
+    assert tags["zsar.trials_finished"] == "4" and "zsar.trials_unfinished" not in tags and "zsar.error" not in tags
+    best_steps = [m.step for m in client.get_metric_history(parents[0].info.run_id, "best/val_hm")]
+    assert len(best_steps) == len(set(best_steps))  # never logged twice at one step
     children = _children(runs, parents[0].info.run_id)
-    assert len(children) == 4 and len({c.data.tags["zsar.trial_id"] for c in children}) == 4
-    assert all(c.info.status == "FINISHED" for c in children)
-    for c in children:  # no epoch logged twice
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert len(finished) == 4 and len({c.data.tags["zsar.trial_id"] for c in finished}) == 4  # one child per trial
+    for c in children:  # any other child is one Tune lost: KILLED, and says so
+        assert c.info.run_id in {f.info.run_id for f in finished} or (c.info.status == "KILLED" and c.data.tags["zsar.trial_status"].startswith("lost"))
+    for c in finished:  # no epoch logged twice
         steps = [m.step for m in client.get_metric_history(c.info.run_id, "epoch")]
         assert len(steps) == len(set(steps))
     json.dumps(after)
-    # the trials, the one interrupted mid-run included, score as in the sweep nobody interrupted
     resumed = _trial_metrics("sweeps-resume")
     shared = resumed.keys() & resume_twin.keys()
     assert len(shared) >= len(finished_before) + 1, (sorted(resumed), sorted(resume_twin))
     diffs = [abs(resumed[p][k] - resume_twin[p][k]) for p in shared for k in ("val_hm", "hm", "train/loss")]
-    figures["repro/sweep_resumed_after_sigint_vs_twin_max_abs_diff"] = max(diffs)
+    figures["repro/sweep_resumed_after_sigterm_vs_twin_max_abs_diff"] = max(diffs)
     assert max(diffs) < 1e-3, diffs
 
 
