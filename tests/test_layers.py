@@ -1,6 +1,6 @@
 """The import layers of DESIGN.md hold, and no module needs another to be imported first.
 
-    cli -> demo, tune, report, cluster -> train -> methods -> data, models
+    cli -> cli_commands, cli_args -> demo, tune, report, cluster -> train -> methods -> data, models
         -> track, config, registry -> errors, typed, home, log, console, resources, ray_runtime
 
 Imports point down only (imports inside functions count: grimp reads every import statement),
@@ -19,7 +19,7 @@ import pytest
 from grimp import Layer
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = [("cli",), ("demo", "tune", "report", "cluster"), ("train",), ("methods",), ("data", "models"),
+LAYERS = [("cli",), ("cli_commands", "cli_args"), ("demo", "tune", "report", "cluster"), ("train",), ("methods",), ("data", "models"),
           ("track", "config", "registry"), ("errors", "typed", "home", "log", "console", "resources", "ray_runtime")]
 
 
