@@ -47,22 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = csub.add_parser("show", help="print the resolved config as YAML")
     _add_run_args(show)
 
-    p = sub.add_parser("data", help="synthesise or check data")
-    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    synth = dsub.add_parser("synth", help="render a synthetic demo dataset: real videos, or official-format .skeleton files")
-    synth.add_argument("--out", required=True, help="folder to write the dataset to")
-    synth.add_argument("--modality", choices=["video", "skeleton"], default="video", help="videos (default) or .skeleton files")
-    synth.add_argument("--seed", type=int, default=0, help="seed of the rendering (default 0)")
-    check = dsub.add_parser("check", help="validate a dataset tree against its protocols; every failed file with its reason")
-    check.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
-    check.add_argument("--root", help="the dataset's folder or URI")
-    check.add_argument("--protocol", help="check one protocol (default: all of the dataset's)")
-    check.add_argument("--split", help="check one split of --protocol (default: all)")
-    check.add_argument("--frames", type=int, default=3, help="frames decoded per video (default 3)")
-    check.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1), help="videos decoded in parallel")
-    check.add_argument("--no-decode", action="store_true", help="check names, classes and splits only")
-    check.add_argument("--max-failures", type=float, default=0.0, metavar="FRACTION",
-                       help="missing + unreadable videos tolerated, as a fraction of those named (default 0)")
+    _add_data_commands(sub)
 
     p = sub.add_parser("train", help="train (and evaluate) a method under a protocol")
     _add_run_args(p)
@@ -82,6 +67,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a run to plot per-class accuracy, confusion and t-SNE for (repeatable; default: the newest that logged them)")
     p.add_argument("--tsne-videos", type=int, default=64, help="videos embedded for the t-SNE (0: no t-SNE)")
 
+    _add_cache_commands(sub)
+    _add_sweep_commands(sub)
+    _add_cluster_commands(sub)
+    _add_weights_commands(sub)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on the store in use (Ctrl-C or SIGTERM stops it and its workers)")
+    p.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    return parser
+
+
+def _add_data_commands(sub) -> None:
+    p = sub.add_parser("data", help="synthesise or check data")
+    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    synth = dsub.add_parser("synth", help="render a synthetic demo dataset: real videos, or official-format .skeleton files")
+    synth.add_argument("--out", required=True, help="folder to write the dataset to")
+    synth.add_argument("--modality", choices=["video", "skeleton"], default="video", help="videos (default) or .skeleton files")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the rendering (default 0)")
+    check = dsub.add_parser("check", help="validate a dataset tree against its protocols; every failed file with its reason")
+    check.add_argument("--dataset", required=True, help="a registered dataset (zsar datasets)")
+    check.add_argument("--root", help="the dataset's folder or URI")
+    check.add_argument("--protocol", help="check one protocol (default: all of the dataset's)")
+    check.add_argument("--split", help="check one split of --protocol (default: all)")
+    check.add_argument("--frames", type=int, default=3, help="frames decoded per video (default 3)")
+    check.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1), help="videos decoded in parallel")
+    check.add_argument("--no-decode", action="store_true", help="check names, classes and splits only")
+    check.add_argument("--max-failures", type=float, default=0.0, metavar="FRACTION",
+                       help="missing + unreadable videos tolerated, as a fraction of those named (default 0)")
+
+
+def _add_cache_commands(sub) -> None:
     p = sub.add_parser("prepare", help="decode and sample a dataset's clips once into the prepared-clip cache (Parquet)")
     _add_run_args(p)
     p.add_argument("--cache", help="cache folder or URI (default data.prepared_cache, else ZSAR_HOME/cache/clips)")
@@ -94,15 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     what = rm.add_mutually_exclusive_group(required=True)
     what.add_argument("key", nargs="?", help="the entry's key (zsar cache ls)")
     what.add_argument("--all", action="store_true", help="remove every entry")
-
-    _add_sweep_commands(sub)
-    _add_cluster_commands(sub)
-    _add_weights_commands(sub)
-
-    p = sub.add_parser("ui", help="start the MLflow UI on the store in use (Ctrl-C or SIGTERM stops it and its workers)")
-    p.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
-    return parser
 
 
 def _add_sweep_commands(sub) -> None:

@@ -159,11 +159,7 @@ def experiment_path(spec: SweepSpec, storage: str | None) -> tuple[str, str]:
 
 def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool = False, address: str | None = None,
               storage: str | None = None, root: str | None = None, verbose: int = 1) -> SweepResult:
-    import optuna
     import ray.tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
     from zsar.ray_runtime import init_ray
     from zsar.track import mlflow_log as track
@@ -204,27 +200,9 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
         tuner = ray.tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False)
         log(f"resuming sweep {path}")
     else:
-        searcher = OptunaSearch(space=spec.optuna_space(), metric=spec.metric, mode=spec.mode, points_to_evaluate=spec.points,
-                                sampler=optuna.samplers.TPESampler(seed=spec.seed))
-        scheduler = ASHAScheduler(time_attr="training_iteration", metric=spec.metric, mode=spec.mode, max_t=spec.max_t, grace_period=min(spec.grace_period, spec.max_t),
-                                  reduction_factor=spec.reduction_factor)
-        tuner = ray.tune.Tuner(
-            trainable,
-            tune_config=ray.tune.TuneConfig(
-                num_samples=spec.num_samples,
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
-                # one-worker trials reuse their actor (no new process, no re-imports per trial);
-                # a multi-worker trial tears down its own TorchTrainer, so it gets a fresh one
-                scheduler=scheduler, reuse_actors=spec.workers == 1,
-            ),
-            run_config=ray.tune.RunConfig(
-                name=spec.name, storage_path=storage_root, verbose=verbose,
-                callbacks=[SweepRuns(spec, uri, path, inputs=record.record(base, plan), config_hash=record.config_hash),
-                           TrialLines(spec.metric)],
-                checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=1),
-                failure_config=ray.tune.FailureConfig(max_failures=0),
-            ),
-        )
+        callbacks = [SweepRuns(spec, uri, path, inputs=record.record(base, plan), config_hash=record.config_hash),
+                     TrialLines(spec.metric)]
+        tuner = _new_tuner(spec, trainable, storage_root, callbacks, verbose)
     t_fit = time.time()
     grid = tuner.fit()
     fit_s = time.time() - t_fit
@@ -239,6 +217,36 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
     best = state.get("best") or {}
     return SweepResult(path, state.get("parent"), best.get("params"), best.get("value"), spec.metric, counts,
                        best.get("config_yaml"), fit_s, interrupted)
+
+
+def _new_tuner(spec: SweepSpec, trainable, storage_root: str, callbacks: list, verbose: int):
+    """Optuna's TPE (seeded, with the preset and the spec's points first) under a concurrency
+    limit, ASHA on training iterations (epochs)."""
+    import optuna
+    import ray.tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(space=spec.optuna_space(), metric=spec.metric, mode=spec.mode, points_to_evaluate=spec.points,
+                            sampler=optuna.samplers.TPESampler(seed=spec.seed))
+    scheduler = ASHAScheduler(time_attr="training_iteration", metric=spec.metric, mode=spec.mode, max_t=spec.max_t,
+                              grace_period=min(spec.grace_period, spec.max_t), reduction_factor=spec.reduction_factor)
+    return ray.tune.Tuner(
+        trainable,
+        tune_config=ray.tune.TuneConfig(
+            num_samples=spec.num_samples,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
+            # one-worker trials reuse their actor (no new process, no re-imports per trial);
+            # a multi-worker trial tears down its own TorchTrainer, so it gets a fresh one
+            scheduler=scheduler, reuse_actors=spec.workers == 1,
+        ),
+        run_config=ray.tune.RunConfig(
+            name=spec.name, storage_path=storage_root, verbose=verbose, callbacks=callbacks,
+            checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=1),
+            failure_config=ray.tune.FailureConfig(max_failures=0),
+        ),
+    )
 
 
 def _first_line(error) -> str:
