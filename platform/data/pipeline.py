@@ -48,7 +48,8 @@ def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed_key: list
     for each row i of `batch`; a row whose load raises keeps its place with ok=False, zeros and
     the reason in `error`, so one bad file never costs the good files of its batch or block. A
     truncated row (decoded within the frames its file really holds) keeps ok=True and says how
-    many frames its header claims and how many decode in `error`.
+    many frames its header claims and how many decode in `error`. A row whose `skip` column
+    (zsar.train.preflight) holds a reason is failed with it, without loading.
 
     Row i draws from `order.row_rng(seed_key, index_i)`: its clip depends on (seed, epoch, manifest
     index) only, whichever task decodes it and in whatever order.
@@ -61,6 +62,9 @@ def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed_key: list
     errors = np.full(n, "", dtype=object)
     for i in range(n):
         rng = row_rng(seed_key, int(batch["index"][i]))
+        if "skip" in batch and batch["skip"][i]:  # a file the pre-flight probe found bad: not opened again
+            errors[i] = str(batch["skip"][i])
+            continue
         try:
             got = load(i, rng)
             out[i], short[i] = got[0], got[1]
@@ -139,7 +143,8 @@ def decoded_dataset(manifest: pa.Table, spec, data_cfg, *, seed_key: list[int], 
     import ray.data
 
     ordered_execution()
-    table = manifest.select(list(columns))
+    columns = list(columns) + (["skip"] if "skip" in manifest.column_names and "skip" not in columns else [])
+    table = manifest.select(columns)
     sizes = guided_block_sizes(table.num_rows, data_cfg.decode_tasks, data_cfg.decode_batch)
     starts = np.cumsum([0] + sizes[:-1])
     ds = ray.data.from_arrow([table.slice(int(a), k) for a, k in zip(starts, sizes)] or [table])

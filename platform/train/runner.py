@@ -31,6 +31,7 @@ from zsar.train.inputs import build_feeds, feature_cache_metrics
 from zsar.train.launch import run_in_driver, run_with_ray_train
 from zsar.train.loop import plan_info
 from zsar.train.plan import checked_plan, primary_metric, summary
+from zsar.train.preflight import preflight, report_skipped
 
 
 @dataclass
@@ -111,6 +112,7 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
     from zsar.ray_runtime import init_ray
 
     init_ray(cfg.resources.address)
+    known = preflight(cfg, plan)  # every video probed before any epoch: too many bad ones stop here
     uri = track.resolve_uri(cfg.tracking.uri)
     name = cfg.run.name or default_run_name(cfg, cfg.split)
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, name=name))
@@ -129,7 +131,7 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
         backfilled = track.backfill_from_checkpoints(uri, run_id, complete, epoch)
         if backfilled:
             log(f"logged epochs {backfilled} from checkpoints whose reports were cut off")
-    info = plan_info(plan, primary_metric(plan))
+    info = plan_info(plan, primary_metric(plan), *known)
     logger = track.MetricsLogger(uri, run_id)
     try:
         if not resumed:
@@ -146,6 +148,7 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
         raise
     _log_final(uri, run_id, cfg, plan, metrics, best)
     track.finish(uri, run_id)
+    report_skipped(metrics)
     return RunResult(run_id, name, metrics, best, uri, split=cfg.split)
 
 

@@ -3,6 +3,7 @@ that the file holds fewer frames than its header claims, flags it `truncated`, a
 the frames that really decode (the same frames sequential decoding of the readable part gives)."""
 
 import dataclasses
+import os
 
 import av
 import numpy as np
@@ -91,3 +92,47 @@ def test_the_decode_udf_keeps_truncated_rows_with_both_counts(copies):
     for (name, path, _), reason in zip(copies[:4], out["error"][1:]):
         frames = len(readable_frames(path))
         assert reason.startswith("truncated: the header says") and reason.endswith(f", {frames} decode"), (name, reason)
+
+
+def test_data_check_reports_every_cut_copy_with_both_counts(copies, tmp_path, zsar_home, monkeypatch):
+    import io
+    import shutil
+
+    from zsar.data.check import check_dataset
+    from zsar.data.probe import probe_all
+
+    root = tmp_path / "videos"
+    (root / "clips").mkdir(parents=True)
+    for _, path, _ in copies:
+        shutil.copy(path, root / "clips" / path.name)
+    for clip in REAL_CLIPS:  # as they are, and MP4s cut with their index at the end: nothing of them opens
+        shutil.copy(clip, root / "clips" / clip.name)
+        if clip.suffix == ".mp4":
+            (root / "clips" / f"cut_{clip.name}").write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    report = check_dataset("folder", str(root), jobs=2)
+    out = io.StringIO()
+    report.print(out)
+    lines = {line.split()[1].rstrip(":").rsplit("/", 1)[-1]: line for line in out.getvalue().splitlines()
+             if line.startswith(("truncated", "unreadable"))}
+    for name, path, _ in copies:
+        frames = len(readable_frames(path))
+        with av.open(str(path)) as c:
+            header = count_frames(c)
+        assert lines[path.name].startswith("truncated") and f"the header says {header} frames, {frames} decode" in lines[path.name]
+    cut = [f"cut_{c.name}" for c in REAL_CLIPS if c.suffix == ".mp4"]
+    assert all(lines[n].startswith("unreadable") and "truncated: the file ends inside" in lines[n] for n in cut), lines
+    assert len(lines) == len(copies) + len(cut)  # the whole clips are not flagged
+    assert report.usable is False  # the cut MP4s do not decode (no failures tolerated by default)
+    # the probe's results are cached by (path, size, mtime): a second probe opens no file
+    from zsar.data import probe
+
+    def opened(path, frames=3):
+        raise AssertionError(f"probed again: {path}")
+
+    monkeypatch.setattr(probe, "probe_file", opened)
+    paths = sorted(str(p) for p in (root / "clips").iterdir())
+    cached = probe_all(paths, use_ray=False)
+    assert cached[str(root / "clips" / copies[0][1].name)]["status"] == "truncated"
+    os.utime(paths[0], ns=(1, 1))  # a file changed since: probed again
+    with pytest.raises(AssertionError, match="probed again"):
+        probe_all(paths, use_ray=False)
