@@ -27,13 +27,12 @@ def used_parts(cfg, plan) -> list:
     return parts + [(p.name, p) for p in plan.evals]
 
 
-def _message(cfg, bad: dict, parts: list, over: list) -> str:
-    fractions = ", ".join(f"{name} {sum(1 for f in bad.values() if f['part'] == name)} of {len(part)}"
-                          f" ({sum(1 for f in bad.values() if f['part'] == name) / max(len(part), 1):.1%})"
+def _message(cfg, bad: dict, per_part: dict, parts: list, over: list) -> str:
+    fractions = ", ".join(f"{name} {len(per_part[name])} of {len(part)} ({len(per_part[name]) / max(len(part), 1):.1%})"
                           for name, part in parts)
     shown = "; ".join(f"{p} ({f['error']})" for p, f in list(bad.items())[:SHOWN])
     more = f"; and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
-    worst = max(sum(1 for f in bad.values() if f["part"] == name) / max(len(part), 1) for name, part in parts)
+    worst = max(len(per_part[name]) / max(len(part), 1) for name, part in parts)
     root = f" --root {cfg.root}" if cfg.root else ""
     return (f"{len(bad)} videos cannot be read, more than data.max_failure_fraction={cfg.data.max_failure_fraction:g} "
             f"of {', '.join(over)} (bad per part: {fractions}): {shown}{more}. To train without them: "
@@ -51,18 +50,19 @@ def preflight(cfg, plan) -> tuple[dict, dict]:
     parts = used_parts(cfg, plan)
     paths = [p for _, part in parts for p in part.manifest["path"].to_pylist()]
     results = probe_all(paths, jobs=max(cfg.data.decode_tasks, 1))
-    bad, truncated = {}, {}
+    bad, truncated, per_part = {}, {}, {}  # a file in two parts is one failure, counted in each part's fraction
     for name, part in parts:
+        per_part[name] = set()
         for path in part.manifest["path"].to_pylist():
             found = {"part": name, "error": results[path]["reason"]}
             if results[path]["status"] == "bad":
                 bad.setdefault(path, found)
+                per_part[name].add(path)
             elif results[path]["status"] == "truncated":
                 truncated.setdefault(path, found)
-    over = [name for name, part in parts
-            if len(part) and sum(1 for f in bad.values() if f["part"] == name) / len(part) > cfg.data.max_failure_fraction]
+    over = [name for name, part in parts if len(part) and len(per_part[name]) / len(part) > cfg.data.max_failure_fraction]
     if over:
-        raise DataError(_message(cfg, bad, parts, over))
+        raise DataError(_message(cfg, bad, per_part, parts, over))
     for _, part in parts:
         skip = [results[p]["reason"] if results[p]["status"] == "bad" else "" for p in part.manifest["path"].to_pylist()]
         if "skip" in part.manifest.column_names:
