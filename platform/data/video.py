@@ -24,8 +24,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from zsar.data.views import crop_positions, make_views, normalize_clips, random_resized_crop, resize_short  # noqa: F401 (their home before)
-
 
 @dataclass
 class ClipSpec:
@@ -338,6 +336,7 @@ def read_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None,
     (zsar.data.length) is counted to its true end and read sequentially within it; one whose
     stream ends before a wanted frame (seen while reading) is read again the same way."""
     from zsar.data.length import decodable_length, file_size, holds_fewer
+    from zsar.data.views import make_views  # torch: only where pixels are made, not where files are probed
 
     num_views = 1 if spec.train else spec.views
 

@@ -7,8 +7,9 @@ import pytest
 from zsar.data.order import seed_key
 from zsar.data.pipeline import decode_batch
 from zsar.data.remux import repeat_remux
-from zsar.data.video import (ClipSpec, SeekError, count_frames, crop_positions, decode_frames, frame_names, load_clip, make_views,
-                             read_clip_frames, sample_indices, seek_frames)
+from zsar.data.video import (ClipSpec, SeekError, count_frames, decode_frames, frame_names, load_clip, read_clip_frames,
+                             sample_indices, seek_frames)
+from zsar.data.views import crop_positions, make_views
 from conftest import REAL_CLIPS
 
 SAMPLERS = {

@@ -1,0 +1,22 @@
+"""The pre-flight probe runs in many Ray tasks: importing it and probing a file must not import
+torch (seconds and hundreds of MB per worker process)."""
+
+import subprocess
+import sys
+
+from conftest import REAL_CLIPS
+
+CODE = """
+import sys
+from zsar.data.probe import probe_file
+result = probe_file(sys.argv[1])
+assert result["status"] == "ok", result
+heavy = sorted(m for m in ("torch", "open_clip", "mlflow") if m in sys.modules)
+assert not heavy, heavy
+print("lean")
+"""
+
+
+def test_probing_a_video_imports_no_torch():
+    proc = subprocess.run([sys.executable, "-c", CODE, str(REAL_CLIPS[0])], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "lean", proc.stderr[-2000:]
