@@ -71,6 +71,8 @@ def test_default_limit_stops_before_training_with_one_line_naming_every_bad_file
     assert "short_cut.avi" not in line  # cut short, but decodable: used, not a failure
     assert "5 videos cannot be read" in line and "train 3 of " in line and "test 3 of " in line
     assert "--set data.max_failure_fraction=" in line and f"zsar data check --dataset folder --root {listed}" in line
+    client = MlflowClient()  # stopped before any MLflow run was started: nothing left RUNNING
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
 def test_raised_limit_finishes_and_counts_each_bad_file_once(listed, zsar_home, ray_session, tmp_path, capfd):
