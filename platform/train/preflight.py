@@ -20,11 +20,16 @@ SHOWN = 10  # bad files named in the error; the rest are counted
 
 
 def used_parts(cfg, plan) -> list:
-    """(loop part name, Part) of every part the run decodes (the names `zsar.train.loop` counts by)."""
+    """(loop part name, Part) of every part the run decodes from its videos (the names
+    `zsar.train.loop` counts by). Parts read through the feature cache (frozen inputs, fixed
+    clips) are left out: a warm cache opens no video, and a cold one counts the files it could not
+    encode as it fills."""
+    method = METHODS.get(cfg.method)
+    frozen = bool(method.frozen_inputs(cfg.method_config())) if cfg.data.feature_cache else False
     parts = []
-    if plan.train is not None and METHODS.get(cfg.method).trains and cfg.optim.epochs > 0:
+    if plan.train is not None and method.trains and cfg.optim.epochs > 0 and not (frozen and not cfg.data.augment):
         parts.append(("train", plan.train))
-    return parts + [(p.name, p) for p in plan.evals]
+    return parts + ([] if frozen else [(p.name, p) for p in plan.evals])
 
 
 def _message(cfg, bad: dict, per_part: dict, parts: list, over: list) -> str:
