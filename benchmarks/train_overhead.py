@@ -55,7 +55,7 @@ def plain_loop(args, batches) -> list[float]:
     """The same steps with nothing around them: steps/s per epoch."""
     from zsar.models.backbone import create_backbone
     from zsar.registry import METHODS
-    from zsar.data.video import normalize_clips
+    from zsar.data.views import normalize_clips
 
     torch.set_num_threads(args.threads)
     cfg = experiment(args)

@@ -1,8 +1,10 @@
 """`zsar data check`: validate a dataset tree against its protocols without training.
 
 Builds every plan asked for (one protocol and split, or all of them), then decodes a few frames of
-every video those plans use. Reports every problem on its own line (`kind  path: reason`): files
-a list or annotation names that are not there, files that do not decode, list entries of unknown
+every video those plans use with the pre-flight probe (zsar.data.probe, cached by path, size and
+mtime). Reports every problem on its own line (`kind  path: reason`): files a list or annotation
+names that are not there, files that do not decode, files cut short (`truncated`, a warning: the
+header's frame count and the count that decodes; runs sample within the latter), list entries of unknown
 classes, duplicates, a video or class on both sides of a split, a list that disagrees with the
 dataset about a class, parts left empty. Then a summary. An evaluation video with the same size and
 the same first MB as a training video of the same plan, under another name, is flagged
@@ -16,41 +18,12 @@ downloads always miss some, so `--max-failures 0.1` is a sensible choice there).
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from zsar.data.files import FILE_FAILURES, Issues
+from zsar.data.probe import probe_all
 from zsar.errors import DataError, ZsarError
 from zsar.registry import DATASETS
-
-
-def probe(path: str, frames: int = 3) -> str | None:
-    """None if the first `frames` frames decode (and one near the end where the container can
-    seek there), else why not."""
-    import av
-
-    from zsar.data import remote
-
-    try:
-        with av.open(remote.open_input(path) if remote.is_uri(path) else path, mode="r", timeout=30) as container:
-            if not container.streams.video:
-                return "no video stream"
-            stream = container.streams.video[0]
-            decoded = 0
-            for _ in container.decode(stream):
-                decoded += 1
-                if decoded >= frames:
-                    break
-            if decoded == 0:
-                return "no frame decodes"
-            if stream.duration and stream.duration > 0:
-                container.seek(int(stream.start_time or 0) + int(stream.duration * 0.9), stream=stream)
-                if next(iter(container.decode(stream)), None) is None:
-                    return "the first frames decode, but nothing near the end (truncated?)"
-    except Exception as e:  # any demuxer/decoder failure is a property of the file
-        first = str(e).splitlines()[0] if str(e) else ""
-        return f"{type(e).__name__}: {first}"[:300]
-    return None
 
 
 @dataclass
@@ -218,10 +191,9 @@ def check_dataset(dataset: str, root: str | None, protocol: str | None = None, s
         report.issues.add("same_content", path, f"{where}: the same size and first MB as the training video {twin} "
                                                 "(a copy under another name would leak a test video into training)")
     if decode and paths:
-        with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-            for n, (path, reason) in enumerate(zip(paths, pool.map(lambda p: probe(p, frames), paths)), 1):
-                if reason is not None:
-                    report.issues.add("unreadable", path, reason)
-                if progress is not None and (n % 500 == 0 or n == len(paths)):
-                    progress(n, len(paths))
+        for path, result in probe_all(paths, frames=frames, jobs=jobs, use_ray=False, progress=progress).items():
+            if result["status"] == "bad":
+                report.issues.add("unreadable", path, result["reason"])
+            elif result["status"] == "truncated":
+                report.issues.add("truncated", path, result["reason"] + " (sampled within the frames that decode)")
     return report

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from zsar.data.order import row_rng
 from zsar.data.remote import opener
-from zsar.data.video import ClipSpec, load_clip
+from zsar.data.video import ClipSpec, read_clip
 
 
 def clip_spec(data_cfg, size: int, train: bool) -> ClipSpec:
@@ -39,10 +39,17 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {first}"[:300]
 
 
+def truncation_reason(header: int, frames: int) -> str:
+    return f"truncated: the header says {header} frames, {frames} decode"
+
+
 def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed_key: list[int]) -> dict:
-    """The never-raise part of every decode UDF: `load(i, rng) -> (array, short)` for each row i
-    of `batch`; a row whose load raises keeps its place with ok=False, zeros and the reason in
-    `error`, so one bad file never costs the good files of its batch or block.
+    """The never-raise part of every decode UDF: `load(i, rng) -> (array, short[, truncated])`
+    for each row i of `batch`; a row whose load raises keeps its place with ok=False, zeros and
+    the reason in `error`, so one bad file never costs the good files of its batch or block. A
+    truncated row (decoded within the frames its file really holds) keeps ok=True and says how
+    many frames its header claims and how many decode in `error`. A row whose `skip` column
+    (zsar.train.preflight) holds a reason is failed with it, without loading.
 
     Row i draws from `order.row_rng(seed_key, index_i)`: its clip depends on (seed, epoch, manifest
     index) only, whichever task decodes it and in whatever order.
@@ -51,11 +58,18 @@ def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed_key: list
     out = np.zeros((n,) + tuple(shape), dtype=dtype)
     ok = np.zeros(n, dtype=bool)
     short = np.zeros(n, dtype=bool)
+    truncated = np.zeros(n, dtype=bool)
     errors = np.full(n, "", dtype=object)
     for i in range(n):
         rng = row_rng(seed_key, int(batch["index"][i]))
+        if "skip" in batch and batch["skip"][i]:  # a file the pre-flight probe found bad: not opened again
+            errors[i] = str(batch["skip"][i])
+            continue
         try:
-            out[i], short[i] = load(i, rng)
+            got = load(i, rng)
+            out[i], short[i] = got[0], got[1]
+            if len(got) > 2 and got[2]:
+                truncated[i], errors[i] = True, got[3]
             ok[i] = True
         except Exception as e:  # any reader or decoder failure is a property of the file
             errors[i] = failure_reason(e)
@@ -66,6 +80,7 @@ def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed_key: list
         "path": np.asarray(batch["path"], dtype=object),
         "ok": ok,
         "short": short,
+        "truncated": truncated,
         "error": errors,
     }
 
@@ -77,7 +92,8 @@ def decode_batch(batch: dict, spec: dict, seed_key: list[int]) -> dict:
 
     def load(i, rng):
         path = str(batch["path"][i])
-        return load_clip(path, spec, rng, open_fn=opener(path))
+        clip = read_clip(path, spec, rng, open_fn=opener(path))
+        return clip.video, clip.short, clip.truncated, truncation_reason(clip.header, clip.frames)
 
     return decode_rows(batch, "video", shape, np.uint8, load, seed_key)
 
@@ -127,7 +143,8 @@ def decoded_dataset(manifest: pa.Table, spec, data_cfg, *, seed_key: list[int], 
     import ray.data
 
     ordered_execution()
-    table = manifest.select(list(columns))
+    columns = list(columns) + (["skip"] if "skip" in manifest.column_names and "skip" not in columns else [])
+    table = manifest.select(columns)
     sizes = guided_block_sizes(table.num_rows, data_cfg.decode_tasks, data_cfg.decode_batch)
     starts = np.cumsum([0] + sizes[:-1])
     ds = ray.data.from_arrow([table.slice(int(a), k) for a, k in zip(starts, sizes)] or [table])

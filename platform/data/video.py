@@ -9,9 +9,11 @@ Reading frames (`ClipSpec.decode`): `seek` jumps to the keyframe before each run
 and stops after the last one, naming frames by their timestamps (MP4, MKV, WebM) or, in AVI files,
 whose timestamps are decode times, by their keyframe's position in the packet order; when that
 does not behave (timestamps missing or not one frame apart, a seek that lands past the wanted
-frame or off its keyframe) the file is read `sequential`ly instead: from the start, counting
-frames, stopping after the last wanted one. `all` decodes every frame (only to measure what
-seeking saves).
+frame or off its keyframe, a stream that ends before a wanted frame) the file is read
+`sequential`ly instead: from the start, counting frames, stopping after the last wanted one.
+`all` decodes every frame (only to measure what seeking saves). A file cut short (its header
+names more frames than it holds, zsar.data.length) is flagged `truncated` and sampled within the
+frames that really decode.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import torch
-import torch.nn.functional as nnf
 
 
 @dataclass
@@ -109,23 +109,30 @@ def _gather(got: dict, indices: np.ndarray) -> np.ndarray:
     return np.stack([got.get(int(i), final) for i in indices])
 
 
-def decode_frames(container, indices: np.ndarray, stop: bool = True) -> tuple[np.ndarray, int]:
+def decode_frames(container, indices: np.ndarray, stop: bool = True, tolerant: bool = False) -> tuple[np.ndarray, int]:
     """Decode from the start, counting frames, and stop after the last wanted one (or, with
-    stop=False, decode every frame).
+    stop=False, decode every frame); `tolerant`: a packet that does not decode ends the stream
+    (a truncated file's readable part, zsar.data.length).
 
     Returns [len(indices), H, W, 3] uint8 and how many frames were decoded. Indices past the end
     of a stream that is shorter than its header claimed repeat the last frame decoded.
     """
+    import av
+
     wanted = set(int(i) for i in indices)
     last = max(wanted)
     got: dict[int, np.ndarray] = {}
     decoded = 0
-    for n, frame in enumerate(container.decode(video=0)):
-        decoded = n + 1
-        if n in wanted:
-            got[n] = frame.to_ndarray(format="rgb24")
-        if stop and n >= last:
-            break
+    try:
+        for n, frame in enumerate(container.decode(video=0)):
+            decoded = n + 1
+            if n in wanted:
+                got[n] = frame.to_ndarray(format="rgb24")
+            if stop and n >= last:
+                break
+    except av.error.FFmpegError:
+        if not (tolerant and decoded):
+            raise
     return _gather(got, indices), decoded
 
 
@@ -262,6 +269,8 @@ def seek_frames(container, indices: np.ndarray, gap_seconds: float = 2.0, stats:
                 got[n] = frame.to_ndarray(format="rgb24")
             if n >= hi:
                 break
+        else:  # the stream ended first: the file holds fewer frames than its header names
+            raise SeekError(f"frame {hi} was asked for, but the file ends at frame {decoded}")
         position = (previous or 0) + 1
     return _gather(got, indices), decoded
 
@@ -278,59 +287,6 @@ def read_frames(container, indices: np.ndarray, mode: str = "seek") -> tuple[np.
     if mode in ("sequential", "all"):
         return decode_frames(container, indices, stop=mode == "sequential")
     raise ValueError(f"unknown decode mode {mode!r}")
-
-
-def resize_short(frames: torch.Tensor, short: int) -> torch.Tensor:
-    """[T, 3, H, W] uint8 -> short side `short`, aspect kept (antialiased bilinear)."""
-    h, w = frames.shape[-2:]
-    scale = short / min(h, w)
-    nh, nw = max(int(round(h * scale)), short), max(int(round(w * scale)), short)
-    if (nh, nw) == (h, w):
-        return frames
-    out = nnf.interpolate(frames.float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-    return out.round().clamp(0, 255).to(torch.uint8)
-
-
-def crop_positions(h: int, w: int, size: int, crops: int) -> list[tuple[int, int]]:
-    """Top-left corners: 1 crop = centre; 3 crops = the two ends and the centre of the long side."""
-    cy, cx = (h - size) // 2, (w - size) // 2
-    if crops == 1:
-        return [(cy, cx)]
-    if w >= h:
-        xs = np.linspace(0, w - size, crops).round().astype(int)
-        return [(cy, int(x)) for x in xs]
-    ys = np.linspace(0, h - size, crops).round().astype(int)
-    return [(int(y), cx) for y in ys]
-
-
-def random_resized_crop(frames: torch.Tensor, size: int, rng: np.random.Generator, scale=(0.5, 1.0)) -> torch.Tensor:
-    """One random square crop covering `scale` of the short side's square, resized to size."""
-    h, w = frames.shape[-2:]
-    side = int(min(h, w) * np.sqrt(rng.uniform(*scale)))
-    side = max(side, 1)
-    y = int(rng.integers(0, h - side + 1))
-    x = int(rng.integers(0, w - side + 1))
-    crop = frames[..., y : y + side, x : x + side]
-    out = nnf.interpolate(crop.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out.round().clamp(0, 255).to(torch.uint8)
-
-
-def make_views(frames_per_view: list[np.ndarray], spec: ClipSpec, rng: np.random.Generator | None) -> np.ndarray:
-    """Temporal views [V][T, H, W, 3] -> [V*C, T, size, size, 3] uint8 (C spatial crops per view)."""
-    out = []
-    for frames in frames_per_view:
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2)  # T, 3, H, W
-        if spec.train:
-            x = random_resized_crop(resize_short(x, spec.resize_to), spec.size, rng, tuple(spec.crop_scale))
-            if spec.flip and rng.random() < 0.5:
-                x = x.flip(-1)
-            out.append(x)
-            continue
-        x = resize_short(x, spec.resize_to)
-        h, w = x.shape[-2:]
-        for y0, x0 in crop_positions(h, w, spec.size, spec.crops):
-            out.append(x[..., y0 : y0 + spec.size, x0 : x0 + spec.size])
-    return torch.stack(out).permute(0, 1, 3, 4, 2).contiguous().numpy()
 
 
 def _open(path, open_fn, threads: int):
@@ -361,40 +317,59 @@ def read_clip_frames(container, reopen, spec: ClipSpec, indices: np.ndarray,
         return decode_frames(again, indices)
 
 
-def load_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None, open_fn=None) -> tuple[np.ndarray, bool]:
-    """Decode one video into [V*C, T, size, size, 3] uint8.
+@dataclass
+class Clip:
+    """A decoded clip and what decoding found: `short` (fewer frames than the sampler spans,
+    frames repeated) and `truncated` (the file holds fewer frames than its header claims: sampled
+    within the `frames` that decode, `header` the count it claims)."""
 
-    Returns (clip, short): `short` flags a video with fewer frames than the sampler spans (frames
-    were repeated). `open_fn(path)` may return a file object (remote roots).
-    """
+    video: np.ndarray
+    short: bool
+    truncated: bool
+    header: int
+    frames: int
+
+
+def read_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None, open_fn=None) -> Clip:
+    """Decode one video into [V*C, T, size, size, 3] uint8 (see `Clip`). `open_fn(path)` may
+    return a file object (remote roots). A file that cannot hold the frames its header names
+    (zsar.data.length) is counted to its true end and read sequentially within it; one whose
+    stream ends before a wanted frame (seen while reading) is read again the same way."""
+    from zsar.data.length import decodable_length, file_size, holds_fewer
+    from zsar.data.views import make_views  # torch: only where pixels are made, not where files are probed
+
     num_views = 1 if spec.train else spec.views
 
     def reopen():
         return _open(path, open_fn, spec.decoder_threads)
 
+    def sample(total):
+        return np.concatenate([sample_indices(total, spec, v, rng) for v in range(num_views)])
+
+    state = None if rng is None else rng.bit_generator.state  # a re-sample draws what the first would have
     with reopen() as container:
-        total = count_frames(container)
-        if total <= 0:
+        header = total = count_frames(container)
+        if header <= 0:
             raise ValueError("the video has no frames")
-        views = [sample_indices(total, spec, v, rng) for v in range(num_views)]
-        frames, decoded = read_clip_frames(container, reopen, spec, np.concatenate(views))
-    if decoded < total and decoded <= int(np.concatenate(views).max()):
-        # The header over-counted the frames: sample again within the frames that exist.
-        total = decoded
-        views = [sample_indices(total, spec, v, rng) for v in range(num_views)]
+        truncated = holds_fewer(container, header, file_size(path, open_fn))
+        if not truncated:
+            indices = sample(total)
+            frames, decoded = read_clip_frames(container, reopen, spec, indices)
+            truncated = decoded < header and decoded <= int(indices.max())
+    if truncated:
         with reopen() as container:
-            frames, _ = read_clip_frames(container, reopen, spec, np.concatenate(views))
+            total = decodable_length(container)
+        if state is not None:
+            rng.bit_generator.state = state
+        with reopen() as container:
+            frames, _ = decode_frames(container, sample(total), tolerant=True)
     t = spec.num_frames
     span = t if spec.sampler == "segment" else (t - 1) * spec.stride + 1
     per_view = [frames[i * t : (i + 1) * t] for i in range(num_views)]
-    return make_views(per_view, spec, rng), total < span
+    return Clip(make_views(per_view, spec, rng), total < span, truncated, header, total)
 
 
-def normalize_clips(video: np.ndarray, mean, std, device) -> torch.Tensor:
-    """uint8 [..., T, H, W, 3] -> float [..., T, 3, H, W], CLIP-normalised, on `device`."""
-    x = torch.from_numpy(np.ascontiguousarray(video)).to(device, non_blocking=True)
-    x = x.permute(*range(x.dim() - 3), -1, -3, -2).float().div_(255.0)
-    shape = [1] * (x.dim() - 3) + [3, 1, 1]
-    mean_t = torch.tensor(mean, device=device).view(shape)
-    std_t = torch.tensor(std, device=device).view(shape)
-    return (x - mean_t) / std_t
+def load_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None, open_fn=None) -> tuple[np.ndarray, bool]:
+    """`read_clip`'s (video, short)."""
+    clip = read_clip(path, spec, rng, open_fn)
+    return clip.video, clip.short

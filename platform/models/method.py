@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
-from zsar.data.video import normalize_clips
+from zsar.data.views import normalize_clips
 from zsar.home import cache_dir
 from zsar.models.backbone import Backbone, log
 from zsar.models.text import ClassEmbeddingCache, LabelSet, class_prompts, encode_text

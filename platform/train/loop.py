@@ -71,6 +71,7 @@ class PlanInfo:
     primary_metric: str
     unseen: tuple[str, ...] = ()  # classes no training stage may see
     known_failures: dict = field(default_factory=dict)  # path -> {"part", "error"}: found before the run
+    known_truncated: dict = field(default_factory=dict)  # path -> {"part", "error"}: cut short, still used
 
     def derived_metrics(self, metrics: dict) -> dict:
         return derived_metrics(self.kind, [e.prefix for e in self.evals], metrics)
@@ -310,7 +311,8 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
             metrics.update(evaluated)
         failures = _merged(failures, ctx)
         check_failures(failures, info, cfg.data.max_failure_fraction)
-        metrics["data/failures"] = float(len(failures))
+        metrics["data/failures"] = float(len(failures))  # distinct bad files of the run (every part, every epoch)
+        metrics["data/truncated"] = float(len(info.known_truncated))
         metrics["time/eval_s"] = time.time() - t0 - t_train
         metrics[SCORE] = float(metrics.get(info.primary_metric, -1.0))
         checkpoint_and_report(run, reporter, metrics, results, failures, metrics["epoch"], ctx)
@@ -329,7 +331,7 @@ def _merged(failures: dict, ctx: WorkerContext) -> dict:
     return merged
 
 
-def plan_info(plan, primary_metric: str, known_failures: dict | None = None) -> PlanInfo:
+def plan_info(plan, primary_metric: str, known_failures: dict | None = None, known_truncated: dict | None = None) -> PlanInfo:
     def part_info(p):
         return PartInfo(p.name, p.prefix, p.labels, p.manifest.num_rows, p.seen)
 
@@ -340,4 +342,5 @@ def plan_info(plan, primary_metric: str, known_failures: dict | None = None) -> 
         primary_metric=primary_metric,
         unseen=tuple(plan.unseen),
         known_failures=dict(known_failures or {}),
+        known_truncated=dict(known_truncated or {}),
     )

@@ -31,6 +31,7 @@ from zsar.train.inputs import build_feeds, feature_cache_metrics
 from zsar.train.launch import run_in_driver, run_with_ray_train
 from zsar.train.loop import plan_info
 from zsar.train.plan import checked_plan, primary_metric, summary
+from zsar.train.preflight import preflight, report_skipped
 
 
 @dataclass
@@ -107,6 +108,7 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
     from zsar.ray_runtime import init_ray
 
     init_ray(cfg.resources.address)
+    known = preflight(cfg, plan)  # every video probed before any epoch: too many bad ones stop here
     uri = track.resolve_uri(cfg.tracking.uri)
     name = cfg.run.name or default_run_name(cfg, cfg.split)
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, name=name))
@@ -119,13 +121,16 @@ def run_split(cfg: ExperimentConfig, *, dry_run: bool = False, parent_run_id: st
         return _finished_result(uri, run_id, name, run_dir)
     log(f"{'resuming' if resumed else 'starting'} run {name} (MLflow run {run_id} in {uri})")
     with track.ends_run(uri, run_id):
-        metrics, best = _train(cfg, plan, uri, run_id, run_dir, storage, resumed)
+        metrics, best = _train(cfg, plan, uri, run_id, run_dir, storage, resumed, known)
         _log_final(uri, run_id, cfg, plan, metrics, best)
+    report_skipped(metrics)
     return RunResult(run_id, cfg.run.name, metrics, best, uri, split=cfg.split)
 
 
-def _train(cfg: ExperimentConfig, plan: Plan, uri: str, run_id: str, run_dir: Path, storage: Path, resumed: bool):
-    """(last metrics, best checkpoint) of the loop, resumed from the run's last complete checkpoint."""
+def _train(cfg: ExperimentConfig, plan: Plan, uri: str, run_id: str, run_dir: Path, storage: Path, resumed: bool,
+           known: tuple):
+    """(last metrics, best checkpoint) of the loop, resumed from the run's last complete checkpoint;
+    `known`: what the pre-flight found (bad files, truncated ones), skipped without decoding."""
     resume_from = None
     if resumed:
         resume_from, epoch = ckpt.latest_complete(run_dir)
@@ -133,7 +138,7 @@ def _train(cfg: ExperimentConfig, plan: Plan, uri: str, run_id: str, run_dir: Pa
         backfilled = track.backfill_from_checkpoints(uri, run_id, complete, epoch)
         if backfilled:
             log(f"logged epochs {backfilled} from checkpoints whose reports were cut off")
-    info = plan_info(plan, primary_metric(plan))
+    info = plan_info(plan, primary_metric(plan), *known)
     logger = FiniteLogger(track.MetricsLogger(uri, run_id), info.primary_metric)
     if not resumed:
         track.log_params(uri, run_id, METHODS.get(cfg.method).cost_params(cfg))

@@ -169,6 +169,7 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
     from zsar.train import record
     from zsar.train.inputs import build_feeds
     from zsar.train.plan import checked_plan
+    from zsar.train.preflight import preflight
 
     spec = load_spec(spec_path, trials=trials, root=root)
     base = spec.base_config()
@@ -183,7 +184,7 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, resume: bool 
     uri = track.resolve_uri(base.tracking.uri)
     track.ensure_experiment(uri, base.tracking.experiment)  # once, before trials run in parallel
 
-    info = plan_info(plan, spec.metric)
+    info = plan_info(plan, spec.metric, *preflight(base, plan))  # every video probed before any trial
     t0 = time.time()
     feeds = None if data_is_swept(spec) else build_feeds(base, plan)[0]
     log(f"sweep {spec.name}: {spec.num_samples} trials of {spec.method} on {spec.dataset}/{spec.protocol}/{spec.split}, "

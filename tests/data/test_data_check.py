@@ -2,7 +2,8 @@
 
 import os
 
-from zsar.data.check import check_dataset, probe
+from zsar.data.check import check_dataset
+from zsar.data.probe import probe_file
 from conftest import REAL_CLIPS, run_cli
 from video_trees import make_hmdb, make_ucf, ucf_class
 
@@ -27,10 +28,12 @@ def _ucf(root, bad: bool):
 
 def test_probe_reads_real_clips_and_rejects_broken_ones(tmp_path):
     for clip in REAL_CLIPS:
-        assert probe(str(clip)) is None, clip.name
+        assert probe_file(str(clip))["status"] == "ok", clip.name
     (tmp_path / "x.avi").write_bytes(b"not a video at all")
-    assert "InvalidData" in probe(str(tmp_path / "x.avi"))
-    assert "No such file" in probe(str(tmp_path / "none.mp4")) or "FileNotFound" in probe(str(tmp_path / "none.mp4"))
+    bad = probe_file(str(tmp_path / "x.avi"))
+    assert bad["status"] == "bad" and "InvalidData" in bad["reason"]
+    missing = probe_file(str(tmp_path / "none.mp4"))["reason"]
+    assert missing.startswith("FileNotFoundError") and "No such file" in missing
 
 
 def test_check_names_every_failed_file_and_exits_non_zero(tmp_path):
@@ -42,8 +45,9 @@ def test_check_names_every_failed_file_and_exits_non_zero(tmp_path):
     by_file = {os.path.basename(line.split(":")[0].split()[-1]): line for line in lines if line.startswith(("missing", "unreadable"))}
     assert set(by_file) == {MISSING, CORRUPT, TRUNCATED}, out.stdout
     assert by_file[MISSING].startswith("missing") and "testlist01.txt:" in by_file[MISSING] and "no file" in by_file[MISSING]
-    for name in (CORRUPT, TRUNCATED):
-        assert by_file[name].startswith("unreadable") and "Error" in by_file[name]
+    assert by_file[CORRUPT].startswith("unreadable") and "Error" in by_file[CORRUPT]
+    # an MP4 cut with its index at the end opens not at all: unreadable, and the reason says why
+    assert by_file[TRUNCATED].startswith("unreadable") and "truncated: the file ends inside its 'mdat' box" in by_file[TRUNCATED]
     assert failed and "UNUSABLE" in out.stdout and "3 of 8 videos missing or unreadable" in out.stdout
     assert "full/split1: train 3 videos / 101 classes, test 4 videos / 101 classes" in out.stdout
 

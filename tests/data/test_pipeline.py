@@ -79,3 +79,20 @@ def test_guided_blocks_cover_every_row_and_shrink_to_one_batch_at_the_end(rows, 
 
 def test_no_rows_no_blocks():
     assert guided_block_sizes(0, 2, 4) == []
+
+
+def test_rows_the_preflight_marked_bad_are_failed_with_its_reason_without_loading():
+    from zsar.data.pipeline import decode_rows
+
+    batch = {"path": np.array(["good.mp4", "bad.mp4"], dtype=object), "label": np.arange(2), "index": np.arange(2),
+             "skip": np.array(["", "InvalidDataError: probed"], dtype=object)}
+    loaded = []
+
+    def load(i, rng):
+        loaded.append(i)
+        return np.ones(3, np.float32), False
+
+    out = decode_rows(batch, "x", (3,), np.float32, load, seed_key(0, None))
+    assert loaded == [0]
+    assert out["ok"].tolist() == [True, False] and out["error"].tolist() == ["", "InvalidDataError: probed"]
+    assert out["x"][0].all() and not out["x"][1].any()

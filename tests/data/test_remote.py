@@ -57,11 +57,11 @@ def test_a_clip_decodes_from_a_file_object_opened_on_the_filesystem(tree):
 
 
 def test_data_check_probes_files_behind_uris(tree):
-    from zsar.data.check import probe
+    from zsar.data.probe import probe_file
 
     (tree / "sports" / "text.mp4").write_text("not a video\n" * 50)
-    assert probe(f"file://{tree}/wrestling/{REAL_CLIPS[1].name}") is None
-    assert probe(f"file://{tree}/sports/text.mp4")
+    assert probe_file(f"file://{tree}/wrestling/{REAL_CLIPS[1].name}")["status"] == "ok"
+    assert probe_file(f"file://{tree}/sports/text.mp4")["status"] == "bad"
 
 
 def test_small_files_and_folders_behind_uris_read_like_local_ones(tmp_path):

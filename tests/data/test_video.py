@@ -7,8 +7,9 @@ import pytest
 from zsar.data.order import seed_key
 from zsar.data.pipeline import decode_batch
 from zsar.data.remux import repeat_remux
-from zsar.data.video import (ClipSpec, SeekError, count_frames, crop_positions, decode_frames, frame_names, load_clip, make_views,
-                             read_clip_frames, sample_indices, seek_frames)
+from zsar.data.video import (ClipSpec, SeekError, count_frames, decode_frames, frame_names, load_clip, read_clip_frames,
+                             sample_indices, seek_frames)
+from zsar.data.views import crop_positions, make_views
 from conftest import REAL_CLIPS
 
 SAMPLERS = {
@@ -86,9 +87,11 @@ def test_short_video_is_padded_and_flagged():
 
 
 def _bad_files(tmp_path, good):
-    data = good.read_bytes()
+    """Files that do not decode: among them an MP4 cut short with its index (moov) at the end, so
+    nothing of it opens (a cut file that still decodes is `truncated`, not bad: test_truncated)."""
+    mp4 = next(p for p in REAL_CLIPS if p.suffix == ".mp4").read_bytes()
     files = {
-        "truncated.mp4": data[: len(data) // 10],
+        "truncated.mp4": mp4[: len(mp4) // 10],
         "zero.mp4": b"",
         "random.mp4": np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes(),
         "text.mp4": b"this is not a video\n" * 100,
@@ -109,6 +112,16 @@ def test_bad_files_are_flagged_and_good_rows_survive(tmp_path):
     assert all(out["error"][i] for i in range(1, len(bad) + 1))
     assert out["video"][0].any() and out["video"][-1].any()
     assert out["index"].tolist() == list(range(len(paths)))
+    assert not out["truncated"].any()
+
+
+def test_a_cut_avi_still_decodes_and_is_flagged_truncated(tmp_path):
+    data = REAL_CLIPS[0].read_bytes()  # an AVI cut to 10%: its header names 164 frames, 2 decode
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 10])
+    batch = {"path": np.array([str(tmp_path / "cut.avi")], dtype=object), "label": np.arange(1), "index": np.arange(1)}
+    out = decode_batch(batch, dataclasses.asdict(ClipSpec(num_frames=4, size=16)), seed_key(0, None))
+    assert out["ok"].tolist() == [True] and out["truncated"].tolist() == [True] and out["short"].tolist() == [True]
+    assert out["error"][0] == "truncated: the header says 164 frames, 2 decode"
 
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))

@@ -49,8 +49,8 @@ def test_a_warm_run_reads_features_only_and_scores_as_without_the_cache(small_de
     assert {k: warm[k] for k in SHOWN} == {k: plain[k] for k in SHOWN}
     assert warm["time/features_s"] < cold["time/features_s"]
 
-    with pytest.raises(Exception, match="could not be decoded"):
-        _run(root, "no-cache-broken", feature_cache=False)  # what the warm run would have met
+    with pytest.raises(Exception, match="48 videos cannot be read"):
+        _run(root, "no-cache-broken", feature_cache=False)  # what the warm run would have met (the pre-flight probe)
 
 
 def test_cached_features_equal_the_method_computing_them_inline(small_demo_root, zsar_home, ray_session):
