@@ -156,8 +156,9 @@ def test_eval_targets_log_per_split_and_mean(small_demo_root, zsar_home, ray_ses
 def test_demo_command_prints_the_table(zsar_home, ray_session, tmp_path):
     from collections import Counter
 
-    out = run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
+    out = run_cli("demo", "--quick", "--out", str(tmp_path / "demo"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert not (tmp_path / "mlruns").exists()  # artifacts go beside the store, never into the current folder
     assert "| method | base | novel | HM |" in out.stdout
     assert "| frozen_clip |" in out.stdout and "| vificlip |" in out.stdout
     assert "zsar ui" in out.stderr and "MLflow store" not in out.stdout
