@@ -5,11 +5,11 @@ training step (the video pulled to its own class's sentence, pushed from its neg
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 
+from reference import ref_attention
 from zsar.config import resolve
 from zsar.methods.cezsar_parts import sample_negatives
 from zsar.models.backbone import create_backbone
@@ -31,20 +31,9 @@ def build(**hparams):
 
 def ref_encoder_layer(layer, h, mask):
     """PyTorch's post-norm encoder layer (ReLU), by hand: padded keys get no attention."""
-    attn = layer.self_attn
-    wq, wk, wv = attn.in_proj_weight.chunk(3)
-    bq, bk, bv = attn.in_proj_bias.chunk(3)
-    heads, d = attn.num_heads, h.shape[-1] // attn.num_heads
     out = []
     for i in range(len(h)):
-        q, k, v = h[i] @ wq.t() + bq, h[i] @ wk.t() + bk, h[i] @ wv.t() + bv
-        parts = []
-        for j in range(heads):
-            sl = slice(j * d, (j + 1) * d)
-            s = q[:, sl] @ k[:, sl].t() / math.sqrt(d)
-            s = s.masked_fill(~mask[i][None, :], float("-inf"))
-            parts.append(torch.softmax(s, -1) @ v[:, sl])
-        x = layer.norm1(h[i] + attn.out_proj(torch.cat(parts, -1)))
+        x = layer.norm1(h[i] + ref_attention(layer.self_attn, h[i], h[i], mask[i]))
         out.append(layer.norm2(x + layer.linear2(torch.relu(layer.linear1(x)))))
     return torch.stack(out)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
+from reference import ref_attention
 from zsar.config import resolve
 from zsar.methods.mgsa_modules import AdaptedBlock, MotionAggregation, MotionSeparation, decorrelation
 from zsar.models.backbone import create_backbone
@@ -132,18 +133,7 @@ def test_decorrelation_by_hand():
 
 def ref_mab(block, motion, context):
     """motion + tanh(g) * MHA(ln_q(motion), ln_kv(context), ln_kv(context)), head by head."""
-    attn = block.attn
-    wq, wk, wv = attn.in_proj_weight.chunk(3)
-    bq, bk, bv = attn.in_proj_bias.chunk(3)
-    h, d = attn.num_heads, motion.shape[-1] // attn.num_heads
-    out = []
-    for i in range(len(motion)):
-        q = block.ln_q(motion[i]) @ wq.t() + bq
-        kv = block.ln_kv(context[i])
-        k, v = kv @ wk.t() + bk, kv @ wv.t() + bv
-        heads = [torch.softmax(q[:, j * d:(j + 1) * d] @ k[:, j * d:(j + 1) * d].t() / math.sqrt(d), -1) @ v[:, j * d:(j + 1) * d]
-                 for j in range(h)]
-        out.append(attn.out_proj(torch.cat(heads, -1)))
+    out = [ref_attention(block.attn, block.ln_q(motion[i]), block.ln_kv(context[i])) for i in range(len(motion))]
     return motion + torch.tanh(block.gate) * torch.stack(out)
 
 
