@@ -32,7 +32,7 @@ def test_real_clips_decode_through_ray_data_with_the_sampler_frames(sampler, ray
     assert sorted(got) == list(range(len(REAL_CLIPS)))
     for i, path in enumerate(REAL_CLIPS):
         assert got[i]["ok"] and got[i]["error"] == ""
-        assert np.array_equal(got[i]["video"], expected_clip(all_frames(path), spec)), path.name
+        assert np.array_equal(got[i]["video"], expected_clip(all_frames(path, spec.resize_to), spec)), path.name
 
 
 def test_bad_files_are_skipped_with_reasons_and_good_clips_of_the_batch_survive(tmp_path, ray_session):
@@ -56,7 +56,7 @@ def test_a_video_shorter_than_the_clip_is_padded_and_flagged(ray_session):
     spec = ClipSpec(num_frames=8, sampler="dense", stride=32, size=16)  # indices 0, 32, 64, 96, 102, 102, ...
     got = rows(decoded_dataset(manifest([short, REAL_CLIPS[1]]), spec, DataConfig(), seed_key=seed_key(0, None)))
     assert got[0]["ok"] and got[0]["short"] and not got[1]["short"]
-    frames = all_frames(short)
+    frames = all_frames(short, spec.resize_to)
     assert np.array_equal(got[0]["video"][0, -1], got[0]["video"][0, -2])  # the last frame repeated
     assert np.array_equal(got[0]["video"], expected_clip(frames, spec))
 

@@ -14,6 +14,7 @@ from zsar.data.pipeline import decode_batch
 from zsar.data.video import ClipSpec, count_frames, read_clip
 from conftest import REAL_CLIPS
 from test_video import expected_clip
+from zsar.data.views import rgb_frame
 
 FRACTIONS = (0.3, 0.6, 0.9)
 SPEC = ClipSpec(num_frames=8, sampler="segment", views=2, crops=1, size=24)
@@ -50,14 +51,15 @@ def copies(tmp_path_factory):
     return cut_copies(tmp_path_factory)
 
 
-def readable_frames(path) -> np.ndarray:
-    """Every frame sequential decoding yields before the stream ends or stops decoding."""
+def readable_frames(path, short: int | None = None) -> np.ndarray:
+    """Every frame sequential decoding yields before the stream ends or stops decoding (resized
+    in the conversion, as clips are, with `short`)."""
     frames = []
     with av.open(str(path)) as c:
         c.streams.video[0].codec_context.thread_count = 1  # as the decoder: a cut last packet is concealed alike
         try:
             for frame in c.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(rgb_frame(frame, short))
         except av.error.FFmpegError:
             pass
     return np.stack(frames)
@@ -66,11 +68,11 @@ def readable_frames(path) -> np.ndarray:
 def test_every_cut_copy_is_flagged_and_sampled_within_its_readable_frames(copies):
     assert {name for name, _, _ in copies} == {p.name for p in REAL_CLIPS}
     for name, path, fraction in copies:
-        frames = readable_frames(path)
+        frames = readable_frames(path, SPEC.resize_to)
         with av.open(str(path)) as c:
             header = count_frames(c)
         assert len(frames) < header, (name, fraction)
-        for mode in ("seek", "sequential"):
+        for mode in ("auto", "seek", "sequential"):
             clip = read_clip(str(path), dataclasses.replace(SPEC, decode=mode))
             assert clip.truncated and (clip.header, clip.frames) == (header, len(frames)), (name, fraction, mode)
             assert np.array_equal(clip.video, expected_clip(frames, SPEC)), (name, fraction, mode)

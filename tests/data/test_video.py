@@ -9,7 +9,7 @@ from zsar.data.pipeline import decode_batch
 from zsar.data.remux import repeat_remux
 from zsar.data.video import (ClipSpec, SeekError, count_frames, decode_frames, frame_names, load_clip, read_clip_frames,
                              sample_indices, seek_frames)
-from zsar.data.views import crop_positions, make_views
+from zsar.data.views import crop_positions, make_views, rgb_frame
 from conftest import REAL_CLIPS
 
 SAMPLERS = {
@@ -18,13 +18,15 @@ SAMPLERS = {
 }
 
 
-def all_frames(path) -> np.ndarray:
+def all_frames(path, short: int | None = None) -> np.ndarray:
+    """Every frame decoded in order, RGB; with `short`, resized in the conversion as clips are."""
     with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        return np.stack([rgb_frame(f, short) for f in c.decode(video=0)])
 
 
 def expected_clip(frames: np.ndarray, spec: ClipSpec) -> np.ndarray:
-    """The clip the sampler's indices name, from every frame decoded in order."""
+    """The clip the sampler's indices name, from every frame decoded in order (`all_frames(path,
+    spec.resize_to)`)."""
     views = [frames[sample_indices(len(frames), spec, v)] for v in range(spec.views)]
     return make_views(views, spec, None)
 
@@ -128,11 +130,11 @@ def test_a_cut_avi_still_decodes_and_is_flagged_truncated(tmp_path):
 @pytest.mark.parametrize("path", REAL_CLIPS, ids=lambda p: p.name)
 def test_seek_and_sequential_give_the_frames_the_sampler_names(path, sampler):
     spec = SAMPLERS[sampler]
-    want = expected_clip(all_frames(path), spec)
-    seek, _ = load_clip(str(path), spec)
-    sequential, _ = load_clip(str(path), dataclasses.replace(spec, decode="sequential"))
-    assert seek.shape == (9, 8, 32, 32, 3)
-    assert np.array_equal(seek, want) and np.array_equal(sequential, want)
+    want = expected_clip(all_frames(path, spec.resize_to), spec)
+    for mode in ("auto", "seek", "sequential"):
+        clip, _ = load_clip(str(path), dataclasses.replace(spec, decode=mode))
+        assert clip.shape == (9, 8, 32, 32, 3)
+        assert np.array_equal(clip, want), mode
 
 
 @pytest.fixture(scope="module")
@@ -192,14 +194,15 @@ def test_avi_timestamps_misname_frames_and_reading_falls_back_to_counting():
     path = next(p for p in REAL_CLIPS if p.suffix == ".avi")
     with av.open(str(path)) as c, pytest.raises(SeekError):
         seek_frames(c, np.array([40, 41]), names="timestamps")
-    spec = ClipSpec(num_frames=8, sampler="dense", stride=2, size=32)
+    spec = ClipSpec(num_frames=8, sampler="dense", stride=2, size=32, decode="seek")
     indices = sample_indices(len(all_frames(path)), spec)
 
     def reopen():
         return av.open(str(path))
 
     with reopen() as c:
-        got, _ = read_clip_frames(c, reopen, spec, indices, names="timestamps")  # SeekError -> sequential
+        got, _, read = read_clip_frames(c, reopen, spec, indices, names="timestamps")  # SeekError -> sequential
+    assert read == "sequential after seek"
     assert np.array_equal(got, all_frames(path)[indices])
     clip, _ = load_clip(str(path), spec)
-    assert np.array_equal(clip, expected_clip(all_frames(path), spec))
+    assert np.array_equal(clip, expected_clip(all_frames(path, spec.resize_to), spec))
