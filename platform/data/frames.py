@@ -225,20 +225,15 @@ def _gap(container, seconds: float) -> int:
 
 def keyframe_positions(container, total: int) -> list[int] | None:
     """Frame positions of the keyframes, from the index the container loaded when it opened (MP4's
-    sample table, AVI's idx1: one entry a frame, in decode order; MKV/WebM cues: keyframes only,
-    placed by timestamp); None where there is none."""
-    stream = container.streams.video[0]
+    sample table, AVI's idx1: one entry a frame, in decode order); None where the index does not
+    list every frame (MKV/WebM cues, no index): `read_costs` then assumes `UNKNOWN_GOP`."""
     try:
-        entries = list(stream.index_entries)
+        entries = container.streams.video[0].index_entries
+        if len(entries) < total:
+            return None
+        return [i for i, e in enumerate(entries) if e.is_keyframe] or None
     except (AttributeError, ValueError):
         return None
-    if len(entries) >= total:
-        return [i for i, e in enumerate(entries) if e.is_keyframe] or None
-    if not entries or not stream.time_base or not stream.average_rate:
-        return None
-    per_frame = Fraction(stream.time_base) * Fraction(stream.average_rate)
-    origin = entries[0].timestamp
-    return sorted({int(round((e.timestamp - origin) * per_frame)) for e in entries if e.is_keyframe}) or None
 
 
 def read_costs(container, indices: np.ndarray, total: int, names: str) -> dict[str, float]:
