@@ -1,5 +1,9 @@
 """Manifest -> Ray Data -> decoded clips.
 
+The decode tasks import numpy, pyarrow and PyAV only (zsar.data.video, zsar.data.frames,
+zsar.data.views; no torch, open_clip or mlflow: tests/data/test_lean_imports.py), so a decode
+worker stays a few hundred MB.
+
 `map_batches(decode_batch)` runs on CPU tasks (`TaskPoolStrategy`); each file's errors are caught
 inside the UDF, so one corrupt video never drops the good videos of its block. A failed row keeps
 its place with `ok=False`, a zero clip and the reason in `error`; consumers skip it and count it.
@@ -110,9 +114,10 @@ SOURCE_FRAME_BYTES = 1920 * 1080 * 3  # a decoded 1080p frame: the largest the d
 
 def task_memory(row_bytes: int, batch_size: int, frames_held: int = 0) -> int:
     """Bytes one decode task reserves (Ray's `memory=`): its output batch twice (numpy + Arrow),
-    the source-resolution frames of one video, and the worker process itself (torch + PyAV + the
-    decoder's reference frames: Ray measured up to ~680 MiB for 8x224 clips from 1080p files)."""
-    return 2 * row_bytes * batch_size + frames_held * SOURCE_FRAME_BYTES + (768 << 20)
+    the source-resolution frames of one video, and the worker process itself (Ray, pyarrow, numpy,
+    PyAV and the decoder's reference frames; no torch: benchmarks/decode.py measured a peak of
+    ~280 MB for 8x224 clips from 1080p files)."""
+    return 2 * row_bytes * batch_size + frames_held * SOURCE_FRAME_BYTES + (512 << 20)
 
 
 def guided_block_sizes(rows: int, tasks: int, batch: int) -> list[int]:
