@@ -116,7 +116,7 @@ def task_memory(row_bytes: int, batch_size: int, frames_held: int = 0) -> int:
     """Bytes one decode task reserves (Ray's `memory=`): its output batch twice (numpy + Arrow),
     the source-resolution frames of one video, and the worker process itself (Ray, pyarrow, numpy,
     PyAV and the decoder's reference frames; no torch: benchmarks/decode.py measured a peak of
-    ~280 MB for 8x224 clips from 1080p files)."""
+    ~360 MB for 8x224 clips, 1080p files among them)."""
     return 2 * row_bytes * batch_size + frames_held * SOURCE_FRAME_BYTES + (512 << 20)
 
 
