@@ -12,7 +12,8 @@ first the mutated method's equation tests, then its other test files (quick kill
 when the whole fast tier passes. Sequential and CPU-bound (about half a minute a kill, two minutes a
 survivor on 2 cores); run it under `nice`.
 
-Last full run (issue 23): 49 of 49 killed, 0 survivors, about 20 minutes on 2 loaded cores.
+Last full run (issue 23, with the captions regime's three): 52 of 52 killed, 0 survivors, about 25 minutes on 2 loaded
+cores.
 """
 
 from __future__ import annotations
