@@ -6,14 +6,14 @@ Kept apart from the module so each is tested on its own (tests/methods/test_cezs
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as nnf
 
+from zsar.data.captions import CaptionSegment
+from zsar.data.captions import load_captions as read_captions
 from zsar.errors import ConfigError
 
 
@@ -113,48 +113,7 @@ def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tens
     return nnf.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long, device=a.device))
 
 
-@dataclass(frozen=True)
-class CaptionSegment:
-    video_id: str
-    start: float
-    end: float
-    sentence: str
-
-
 def load_captions(path: str | Path) -> tuple[list[CaptionSegment], int]:
-    """Captions in ActivityNet Captions' JSON format, `{video_id: {"duration": s, "timestamps":
-    [[start, end], ...], "sentences": [...]}}`: each sentence paired with its segment.
-
-    A video entry that does not fit the format (sentences and timestamps of different lengths, a
-    segment that is not [start, end] with start <= end, an empty sentence) is skipped and counted;
-    the returned pair is (segments, skipped videos). A file that is not such a mapping is a user
-    error (ConfigError)."""
-    path = Path(path).expanduser()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"cezsar captions: cannot read {path} ({e.strerror})") from None
-    except ValueError as e:
-        raise ConfigError(f"cezsar captions: {path} is not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"cezsar captions: {path} must map video ids to {{duration, timestamps, sentences}}")
-    segments, skipped = [], 0
-    for video_id, entry in data.items():
-        try:
-            stamps, sentences = entry["timestamps"], entry["sentences"]
-            if len(stamps) != len(sentences):
-                raise ValueError("timestamps and sentences differ in length")
-            video = []
-            for (start, end), sentence in zip(stamps, sentences):
-                start, end, sentence = float(start), float(end), str(sentence).strip()
-                if end < start or not sentence:
-                    raise ValueError("bad segment")
-                video.append(CaptionSegment(str(video_id), start, end, sentence))
-        except (KeyError, TypeError, ValueError):
-            skipped += 1
-            continue
-        segments += video
-    if skipped:
-        print(f"[zsar] warning: {skipped} of {len(data)} videos in {path} do not fit the captions format; skipped",
-              file=sys.stderr)
-    return segments, skipped
+    """`hparams.captions` files (ActivityNet Captions' JSON format, `zsar.data.captions`): the
+    segments and the count of skipped videos; a file that does not fit is a ConfigError."""
+    return read_captions(path, "cezsar captions", ConfigError)

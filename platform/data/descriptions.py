@@ -79,7 +79,7 @@ def attach_descriptions(plan, source: str) -> None:
     descriptions = load_descriptions(source)
     missing: dict[str, list[str]] = {}
     parts = ([plan.train] if plan.train is not None else []) + list(plan.evals)
-    for part in parts:
+    for part in (p for p in parts if not p.labels.verbatim):  # captions are their own sentences
         part.labels, lacking = describe(part.labels, descriptions)
         if lacking:
             missing[part.name] = lacking

@@ -51,12 +51,14 @@ class CacheUse:
 
 def feature_key(encoder_identity: str, frozen, manifest: pa.Table, spec: dict) -> str:
     """A hash of the encoder (name + weights fingerprint), the outputs taken (`FrozenInput`s), the
-    manifest's rows and the sampling/view settings."""
+    manifest's rows (with their segment windows, if any) and the sampling/view settings."""
+    from zsar.data.pipeline import key_columns
+
     h = hashlib.sha256()
     h.update(json.dumps({"format": FORMAT_VERSION, "encoder": encoder_identity,
                          "outputs": [[f.name, f.output] for f in frozen], "spec": spec},
                         sort_keys=True, default=str).encode())
-    for column in ("path", "label", "index"):
+    for column in key_columns(manifest):
         h.update(column.encode())
         h.update("\x00".join(str(v) for v in manifest.column(column).to_pylist()).encode())
     return h.hexdigest()[:24]

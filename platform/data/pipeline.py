@@ -89,14 +89,32 @@ def decode_rows(batch: dict, key: str, shape: tuple, dtype, load, seed_key: list
     }
 
 
+WINDOW_COLUMNS = ("start_s", "end_s")  # a row's segment of its video, in seconds (caption segments)
+KEY_COLUMNS = ("path", "label", "index")  # what names a row's clip in the caches' keys (+ its window)
+
+
+def key_columns(manifest) -> tuple[str, ...]:
+    """The manifest columns that decide which clip a row is: `KEY_COLUMNS`, and the window
+    columns where the manifest has them (so a manifest without windows keeps its old keys)."""
+    return KEY_COLUMNS + tuple(c for c in WINDOW_COLUMNS if c in manifest.column_names)
+
+
+def row_window(batch: dict, i: int) -> tuple[float, float] | None:
+    """Row i's segment (start, end) in seconds, or None (the whole video)."""
+    if WINDOW_COLUMNS[0] not in batch:
+        return None
+    return float(batch[WINDOW_COLUMNS[0]][i]), float(batch[WINDOW_COLUMNS[1]][i])
+
+
 def decode_batch(batch: dict, spec: dict, seed_key: list[int]) -> dict:
-    """Ray Data UDF: decode every row's video (local path or URI); never raises for a bad file."""
+    """Ray Data UDF: decode every row's video (local path or URI), within its segment window where
+    the manifest gives one (`WINDOW_COLUMNS`); never raises for a bad file."""
     spec = ClipSpec(**spec)
     shape = (spec.num_views, spec.num_frames, spec.size, spec.size, 3)
 
     def load(i, rng):
         path = str(batch["path"][i])
-        clip = read_clip(path, spec, rng, open_fn=opener(path))
+        clip = read_clip(path, spec, rng, open_fn=opener(path), window=row_window(batch, i))
         return clip.video, clip.short, clip.truncated, truncation_reason(clip.header, clip.frames)
 
     return decode_rows(batch, "video", shape, np.uint8, load, seed_key)
@@ -148,7 +166,8 @@ def decoded_dataset(manifest: pa.Table, spec, data_cfg, *, seed_key: list[int], 
     import ray.data
 
     ordered_execution()
-    columns = list(columns) + (["skip"] if "skip" in manifest.column_names and "skip" not in columns else [])
+    extra = ("skip",) + WINDOW_COLUMNS
+    columns = list(columns) + [c for c in extra if c in manifest.column_names and c not in columns]
     table = manifest.select(columns)
     sizes = guided_block_sizes(table.num_rows, data_cfg.decode_tasks, data_cfg.decode_batch)
     starts = np.cumsum([0] + sizes[:-1])

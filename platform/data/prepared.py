@@ -26,7 +26,7 @@ import numpy as np
 
 from zsar.data import features, remote
 from zsar.data.order import row_rng, seed_key
-from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset, ordered_execution
+from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset, key_columns, ordered_execution, row_window
 from zsar.data.video import ClipSpec, load_clip, spec_key
 
 FORMAT_VERSION = 1
@@ -53,7 +53,7 @@ def prepared_key(manifest, spec: ClipSpec, clips: int = 1, seed: int | None = No
 
 def manifest_digest(manifest) -> str:
     h = hashlib.sha256()
-    for column in ("path", "label", "index"):
+    for column in key_columns(manifest):
         h.update(column.encode())
         h.update("\x00".join(str(v) for v in manifest.column(column).to_pylist()).encode())
     return h.hexdigest()[:16]
@@ -71,7 +71,8 @@ def decode_prepared(batch: dict, spec: dict, seed_key: list[int], clips: int = 1
 
     def load(i, rng):
         path = str(batch["path"][i])
-        made = [load_clip(path, clip_spec, rng, open_fn=remote.opener(path)) for _ in range(clips)]
+        window = row_window(batch, i)
+        made = [load_clip(path, clip_spec, rng, open_fn=remote.opener(path), window=window) for _ in range(clips)]
         return np.stack([m[0] for m in made]), made[0][1]
 
     return decode_rows(batch, "video", shape, np.uint8, load, seed_key)

@@ -15,6 +15,8 @@ resolving each entry by file basename against the dataset tree.
   `random50_r1..r10` (ours: 50 test classes drawn per run by a fixed hash, 51 train classes).
   A class listed on both sides is removed from training; a class listed twice counts once; both
   are recorded in the plan's notes.
+- `cezsar_captions` (activitynet_captions, CEZSAR's published regime) has no shipped list: its
+  adapter builds it from the caption files (`zsar.data.sources.activitynet`).
 
 Leakage: `assert_disjoint` raises `DataError` when a test class would reach training; it runs for
 every split built here, and `zsar.data.listed` checks the resolved videos again.

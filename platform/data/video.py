@@ -152,21 +152,43 @@ class Clip:
     read: str = ""  # how its frames were read (`read_clip_frames`; "truncated" for a cut file)
 
 
-def read_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None, open_fn=None) -> Clip:
+def window_frames(window: tuple[float, float] | None, fps: float, total: int) -> tuple[int, int]:
+    """(first frame, frame count) of the frames whose timestamps i / fps lie in the `window`
+    [start, end] seconds, within the `total` frames (the whole video when `window` is None). A
+    window that holds no frame's timestamp, or lies past the end, keeps the frame nearest its start."""
+    if window is None:
+        return 0, total
+    if not fps:
+        raise ValueError("a segment window needs the video's frame rate, and the stream gives none")
+    start, end = float(window[0]), float(window[1])
+    first = max(int(np.ceil(start * fps - 1e-6)), 0)
+    last = min(int(np.floor(end * fps + 1e-6)), total - 1)
+    if last < first:
+        first = last = min(max(int(round(start * fps)), 0), total - 1)
+    return first, last - first + 1
+
+
+def read_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None, open_fn=None,
+              window: tuple[float, float] | None = None) -> Clip:
     """Decode one video into [V*C, T, size, size, 3] uint8 (see `Clip`). `open_fn(path)` may
     return a file object (remote roots). A file that cannot hold the frames its header names
     (zsar.data.length) is counted to its true end and read sequentially within it; one whose
     stream ends before a wanted frame (seen while reading) is read again the same way. Frames
-    come out of the decoder with their short side resized (`views.rgb_frame`)."""
+    come out of the decoder with their short side resized (`views.rgb_frame`).
+    `window` (start, end) in seconds: the samplers draw only among the frames of that segment
+    (`window_frames`; a caption segment of ActivityNet Captions); `short` then says the segment
+    is shorter than the sampler's span."""
     from zsar.data.length import decodable_length, file_size, holds_fewer
 
     num_views = 1 if spec.train else spec.views
+    fps = None
 
     def reopen():
         return _open(path, open_fn, spec.decoder_threads)
 
     def sample(total):
-        return np.concatenate([sample_indices(total, spec, v, rng) for v in range(num_views)])
+        first, count = window_frames(window, fps, total)
+        return first + np.concatenate([sample_indices(count, spec, v, rng) for v in range(num_views)])
 
     def convert(frame):
         return rgb_frame(frame, spec.resize_to)
@@ -176,6 +198,7 @@ def read_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None,
         header = total = count_frames(container)
         if header <= 0:
             raise ValueError("the video has no frames")
+        fps = float(container.streams.video[0].average_rate or 0)
         truncated = holds_fewer(container, header, file_size(path, open_fn))
         if not truncated:
             indices = sample(total)
@@ -192,10 +215,11 @@ def read_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None,
     t = spec.num_frames
     span = t if spec.sampler == "segment" else (t - 1) * spec.stride + 1
     per_view = [frames[i * t : (i + 1) * t] for i in range(num_views)]
-    return Clip(make_views(per_view, spec, rng), total < span, truncated, header, total, read)
+    return Clip(make_views(per_view, spec, rng), window_frames(window, fps, total)[1] < span, truncated, header, total, read)
 
 
-def load_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None, open_fn=None) -> tuple[np.ndarray, bool]:
+def load_clip(path: str, spec: ClipSpec, rng: np.random.Generator | None = None, open_fn=None,
+              window: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
     """`read_clip`'s (video, short)."""
-    clip = read_clip(path, spec, rng, open_fn)
+    clip = read_clip(path, spec, rng, open_fn, window)
     return clip.video, clip.short

@@ -39,10 +39,13 @@ TEMPLATES: dict[str, list[str]] = {
 
 @dataclass(frozen=True)
 class LabelSet:
-    """An ordered set of classes: label i is `names[i]`. `descriptions[i]` may hold sentences."""
+    """An ordered set of classes: label i is `names[i]`. `descriptions[i]` may hold sentences.
+    `verbatim`: the names are sentences themselves (a caption per label, e.g. ActivityNet
+    Captions segments), each its own only prompt: no templates, no descriptions."""
 
     names: tuple[str, ...]
     descriptions: tuple[tuple[str, ...], ...] | None = None
+    verbatim: bool = False
 
     def __post_init__(self):
         if len(set(self.names)) != len(self.names):
@@ -56,7 +59,7 @@ class LabelSet:
     def subset(self, names: Sequence[str]) -> "LabelSet":
         idx = [self.names.index(n) for n in names]
         desc = tuple(self.descriptions[i] for i in idx) if self.descriptions else None
-        return LabelSet(tuple(names), desc)
+        return LabelSet(tuple(names), desc, self.verbatim)
 
 
 def resolve_templates(templates) -> list[str]:
@@ -71,7 +74,9 @@ def resolve_templates(templates) -> list[str]:
 
 
 def class_prompts(labels: LabelSet, templates, use: str = "names") -> list[list[str]]:
-    """The sentences that stand for each class, in label order."""
+    """The sentences that stand for each class, in label order (a verbatim set's: its names)."""
+    if labels.verbatim:
+        return [[name] for name in labels.names]
     templates = resolve_templates(templates)
     out = []
     for i, name in enumerate(labels.names):

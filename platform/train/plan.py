@@ -28,7 +28,9 @@ def primary_metric(plan: Plan) -> str:
     if gzsl:
         return f"{gzsl[0].prefix}h"
     first = plan.evals[0].prefix
-    return f"{first.split('/')[0]}/top1_mean" if first.count("/") == 2 else f"{first}top1"
+    if first.count("/") == 2 and first.split("/")[1] != "full":  # eval-target splits: their mean
+        return f"{first.split('/')[0]}/top1_mean"
+    return f"{first}top1"  # a full test set (`<dataset>/full/`) is not averaged with splits
 
 
 def build_plan(cfg: ExperimentConfig, split: str) -> Plan:

@@ -39,12 +39,15 @@ def config_hash(cfg: ExperimentConfig) -> str:
 
 
 def manifest_hash(plan: Plan) -> str:
-    """Every part's rows: paths, labels and order (the training part and every evaluation part)."""
+    """Every part's rows: paths, labels, order and segment windows (the training part and every
+    evaluation part)."""
+    from zsar.data.pipeline import key_columns
+
     h = hashlib.sha256()
     parts = ([("train", plan.train)] if plan.train is not None else []) + [(p.name, p) for p in plan.evals]
     for name, part in parts:
         h.update(f"\x01{name}\x02{','.join(part.labels.names)}\x02".encode())
-        for column in ("path", "label", "index"):
+        for column in key_columns(part.manifest):
             h.update("\x00".join(str(v) for v in part.manifest.column(column).to_pylist()).encode())
     return h.hexdigest()[:16]
 

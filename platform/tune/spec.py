@@ -350,7 +350,8 @@ def produced_metrics(cfg: ExperimentConfig) -> set[str]:
     elif cfg.protocol in ("full", "cezsar") or (cfg.protocol == "zeroshot" and not cfg.eval_targets):
         names |= {"top1", "top5"}
     for target in cfg.eval_targets:
-        names |= {f"{target.dataset}/top1_mean", f"{target.dataset}/top1_std"}
+        if any(s != "full" for s in target.splits) or not target.splits:  # a `full` split is not averaged
+            names |= {f"{target.dataset}/top1_mean", f"{target.dataset}/top1_std"}
         names |= {f"{target.dataset}/{s}/top1" for s in target.splits}
     if cfg.selection == "val":
         names |= {"val_base_top1", "val_base_top5", "val_novel_top1", "val_novel_top5", "val_hm"}

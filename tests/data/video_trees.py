@@ -133,3 +133,40 @@ def make_ssv2(root: Path, videos: dict[str, tuple[str, str]], clip=None) -> Path
     for vid in videos:
         put(root / "20bn-something-something-v2" / f"{vid}.webm", clip)
     return root
+
+
+# ---------------------------------------------------------------- ActivityNet Captions
+
+# A caption video: three segments of 8 frames (one second at 8 fps), each a demo class's motion.
+SEGMENT_FRAMES, CAPTION_FPS = 8, 8
+
+
+def caption_video(path: Path, classes: list[str], seed: int) -> list[tuple[float, float, str]]:
+    """A demo-generator video (zsar.data.synth) whose consecutive one-second segments show the
+    shape of each of `classes` in turn; its segments as (start s, end s, caption)."""
+    import numpy as np
+
+    from zsar.data.synth import draw_params, encode_video, render
+
+    frames, segments = [], []
+    for k, cls in enumerate(classes):
+        frames.append(render(draw_params(np.random.default_rng([seed, k]), cls), SEGMENT_FRAMES, 32))
+        start = k * SEGMENT_FRAMES / CAPTION_FPS
+        segments.append((start, start + (SEGMENT_FRAMES - 1) / CAPTION_FPS, f"a shape {cls}."))
+    encode_video(np.concatenate(frames), path, CAPTION_FPS)
+    return segments
+
+
+def make_activitynet(root: Path, videos: dict[str, list[str]], absent: tuple[str, ...] = (), ext: str = ".mp4") -> Path:
+    """videos: id (with its `v_` prefix) -> the demo classes of its segments. Writes
+    captions/train.json (every id, `absent` ones too) and videos/<id><ext> (all but `absent`)."""
+    captions = {}
+    for vid, classes in videos.items():
+        segments = caption_video(root / "videos" / f"{vid}{ext}", classes, seed=len(captions))
+        if vid in absent:
+            (root / "videos" / f"{vid}{ext}").unlink()
+        captions[vid] = {"duration": len(classes) * SEGMENT_FRAMES / CAPTION_FPS,
+                         "timestamps": [[s, e] for s, e, _ in segments], "sentences": [c for _, _, c in segments]}
+    (root / "captions").mkdir(parents=True, exist_ok=True)
+    (root / "captions" / "train.json").write_text(json.dumps(captions, indent=1))
+    return root

@@ -8,7 +8,9 @@ are its annotation row's; without annotations, its class folder's and split fold
 
 Protocols: kinetics400 `base2novel` s1..s3, `zeroshot` full (train on every Kinetics-400 training
 video; evaluate on `eval_targets`, by default UCF-101 and HMDB-51 test splits 1-3 and the three
-Kinetics-600 160-class splits), `full` val (train on train, test on val). kinetics600 `zeroshot`
+Kinetics-600 160-class splits) and `zeroshot` val (evaluation only: every validation video against
+all 400 classes, the target of a model trained elsewhere, e.g. `activitynet_captions`
+`cezsar_captions`), `full` val (train on train, test on val). kinetics600 `zeroshot`
 split1..3 (the 160-class splits; their videos come from K600's train/val/test folders), `full` val.
 """
 
@@ -121,11 +123,16 @@ ZEROSHOT_TARGETS = [
 
 @register_dataset("kinetics400")
 class Kinetics400(Kinetics):
-    protocols = {"base2novel": proto.BASE2NOVEL_SPLITS, "zeroshot": ("full",), "full": ("val",)}
+    protocols = {"base2novel": proto.BASE2NOVEL_SPLITS, "zeroshot": ("full", "val"), "full": ("val",)}
+    variant_splits = {"zeroshot": ("val",)}  # an evaluation target, not a repeat of `full`
     protocol_defaults = {"zeroshot": {"eval_targets": ZEROSHOT_TARGETS}}
     description = "Kinetics-400: annotation CSVs + <youtube_id>_<start>_<end>.mp4 under split(/class) folders"
 
     def spec(self, protocol: str, split: str) -> proto.ProtocolSpec:
+        if protocol == "zeroshot" and split == "val":  # an eval target: every val video, all 400 classes unseen
+            test = self._split("val", self.vocab.names)
+            test.unseen = True
+            return proto.ProtocolSpec(None, [test], kind="full", notes={"classes": len(self.vocab.names)})
         if protocol == "zeroshot":  # train on all of Kinetics-400; the evaluations are eval_targets
             return proto.ProtocolSpec(self._split("train", self.vocab.names), [], kind="targets")
         return super().spec(protocol, split)
