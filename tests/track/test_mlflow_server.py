@@ -20,10 +20,11 @@ def mlflow_server(tmp_path):
         stop_group(proc, timeout=30)  # the server and its gunicorn/uvicorn workers
 
 
-def test_training_logs_through_a_real_server(demo_root, zsar_home, ray_session, mlflow_server, monkeypatch):
+def test_training_logs_through_a_real_server(small_demo_root, zsar_home, ray_session, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     cfg = resolve(method="vificlip", dataset="demo", protocol="base2novel",
-                  overrides={"optim": {"epochs": 2}, "run": {"name": "via-server"}, "tracking": {"experiment": "server"}})
+                  overrides={"root": str(small_demo_root), "optim": {"epochs": 2}, "resources": {"workers": 0},
+                             "run": {"name": "via-server"}, "tracking": {"experiment": "server"}})
     result = run(cfg)
     assert result.tracking_uri == mlflow_server
     client = MlflowClient(mlflow_server)
