@@ -52,15 +52,13 @@ class CacheUse:
 def feature_key(encoder_identity: str, frozen, manifest: pa.Table, spec: dict) -> str:
     """A hash of the encoder (name + weights fingerprint), the outputs taken (`FrozenInput`s), the
     manifest's rows (with their segment windows, if any) and the sampling/view settings."""
-    from zsar.data.pipeline import key_columns
+    from zsar.data.pipeline import hash_rows
 
     h = hashlib.sha256()
     h.update(json.dumps({"format": FORMAT_VERSION, "encoder": encoder_identity,
                          "outputs": [[f.name, f.output] for f in frozen], "spec": spec},
                         sort_keys=True, default=str).encode())
-    for column in key_columns(manifest):
-        h.update(column.encode())
-        h.update("\x00".join(str(v) for v in manifest.column(column).to_pylist()).encode())
+    hash_rows(h, manifest)
     return h.hexdigest()[:24]
 
 

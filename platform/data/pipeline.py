@@ -99,6 +99,14 @@ def key_columns(manifest) -> tuple[str, ...]:
     return KEY_COLUMNS + tuple(c for c in WINDOW_COLUMNS if c in manifest.column_names)
 
 
+def hash_rows(h, manifest, names: bool = True) -> None:
+    """Feed the manifest's `key_columns` into the hash `h` (each column's name first, `names`)."""
+    for column in key_columns(manifest):
+        if names:
+            h.update(column.encode())
+        h.update("\x00".join(str(v) for v in manifest.column(column).to_pylist()).encode())
+
+
 def row_window(batch: dict, i: int) -> tuple[float, float] | None:
     """Row i's segment (start, end) in seconds, or None (the whole video)."""
     if WINDOW_COLUMNS[0] not in batch:

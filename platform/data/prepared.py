@@ -26,7 +26,7 @@ import numpy as np
 
 from zsar.data import features, remote
 from zsar.data.order import row_rng, seed_key
-from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset, key_columns, ordered_execution, row_window
+from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset, hash_rows, ordered_execution, row_window
 from zsar.data.video import ClipSpec, load_clip, spec_key
 
 FORMAT_VERSION = 1
@@ -53,9 +53,7 @@ def prepared_key(manifest, spec: ClipSpec, clips: int = 1, seed: int | None = No
 
 def manifest_digest(manifest) -> str:
     h = hashlib.sha256()
-    for column in key_columns(manifest):
-        h.update(column.encode())
-        h.update("\x00".join(str(v) for v in manifest.column(column).to_pylist()).encode())
+    hash_rows(h, manifest)
     return h.hexdigest()[:16]
 
 

@@ -41,14 +41,13 @@ def config_hash(cfg: ExperimentConfig) -> str:
 def manifest_hash(plan: Plan) -> str:
     """Every part's rows: paths, labels, order and segment windows (the training part and every
     evaluation part)."""
-    from zsar.data.pipeline import key_columns
+    from zsar.data.pipeline import hash_rows
 
     h = hashlib.sha256()
     parts = ([("train", plan.train)] if plan.train is not None else []) + [(p.name, p) for p in plan.evals]
     for name, part in parts:
         h.update(f"\x01{name}\x02{','.join(part.labels.names)}\x02".encode())
-        for column in key_columns(part.manifest):
-            h.update("\x00".join(str(v) for v in part.manifest.column(column).to_pylist()).encode())
+        hash_rows(h, part.manifest, names=False)
     return h.hexdigest()[:16]
 
 
