@@ -114,6 +114,12 @@ def part_metrics(scores, labels, prefix: str = "", seen_mask=None, gamma: float 
     return metrics, np.asarray(scores)
 
 
+def averaged_split(split: str) -> bool:
+    """Whether an eval target's split joins `<dataset>/top1_mean|std`: every split but `full` (the
+    whole test set, reported on its own)."""
+    return split != "full"
+
+
 def derived_metrics(kind: str, prefixes: Sequence[str], metrics: dict) -> dict:
     """Metrics that follow from the per-label-set ones: `hm` for base-to-novel (and `val_hm` for
     the pseudo-novel validation split), and `<dataset>/top1_mean|std` over eval-target splits
@@ -125,7 +131,7 @@ def derived_metrics(kind: str, prefixes: Sequence[str], metrics: dict) -> dict:
         out["val_hm"] = harmonic_mean(metrics["val_base_top1"], metrics["val_novel_top1"])
     groups: dict[str, list[float]] = {}
     for prefix in prefixes:
-        if prefix.count("/") == 2 and prefix.endswith("/") and f"{prefix}top1" in metrics and prefix.split("/")[1] != "full":  # "<dataset>/<split>/"
+        if prefix.count("/") == 2 and prefix.endswith("/") and f"{prefix}top1" in metrics and averaged_split(prefix.split("/")[1]):  # "<dataset>/<split>/"
             groups.setdefault(prefix.split("/")[0], []).append(metrics[f"{prefix}top1"])
     for dataset, values in groups.items():
         out[f"{dataset}/top1_mean"], out[f"{dataset}/top1_std"] = mean_std(values)

@@ -16,6 +16,7 @@ from zsar.data.dataset import Part, Plan
 from zsar.errors import ConfigError, DataError, ZsarError
 from zsar.registry import DATASETS, METHODS
 from zsar.train import checkpoint as ckpt
+from zsar.train.metrics import averaged_split
 from zsar.log import log
 
 
@@ -28,9 +29,9 @@ def primary_metric(plan: Plan) -> str:
     if gzsl:
         return f"{gzsl[0].prefix}h"
     first = plan.evals[0].prefix
-    if first.count("/") == 2 and first.split("/")[1] != "full":  # eval-target splits: their mean
+    if first.count("/") == 2 and averaged_split(first.split("/")[1]):  # eval-target splits: their mean
         return f"{first.split('/')[0]}/top1_mean"
-    return f"{first}top1"  # a full test set (`<dataset>/full/`) is not averaged with splits
+    return f"{first}top1"
 
 
 def build_plan(cfg: ExperimentConfig, split: str) -> Plan:

@@ -323,7 +323,7 @@ def _points(where: str, spec: SweepSpec, base: ExperimentConfig, extra: list) ->
 def produced_metrics(cfg: ExperimentConfig) -> set[str]:
     """Metric names a run of `cfg` reports: from its plan when the data is at hand, else from the
     protocol's shape (a spec is checked on machines without the dataset)."""
-    from zsar.train.metrics import derived_metrics
+    from zsar.train.metrics import averaged_split, derived_metrics
     from zsar.train.plan import build_plan
 
     plan = None
@@ -350,7 +350,7 @@ def produced_metrics(cfg: ExperimentConfig) -> set[str]:
     elif cfg.protocol in ("full", "cezsar") or (cfg.protocol == "zeroshot" and not cfg.eval_targets):
         names |= {"top1", "top5"}
     for target in cfg.eval_targets:
-        if any(s != "full" for s in target.splits) or not target.splits:  # a `full` split is not averaged
+        if not target.splits or any(averaged_split(s) for s in target.splits):
             names |= {f"{target.dataset}/top1_mean", f"{target.dataset}/top1_std"}
         names |= {f"{target.dataset}/{s}/top1" for s in target.splits}
     if cfg.selection == "val":

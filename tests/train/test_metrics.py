@@ -80,3 +80,17 @@ def test_derived_metrics_names():
     out = derived_metrics("targets", ["ucf101/split1/", "ucf101/split2/", "hmdb51/split1/"], metrics)
     assert out["ucf101/top1_mean"] == 75.0 and out["ucf101/top1_std"] == 5.0
     assert out["hmdb51/top1_mean"] == 50.0 and out["hmdb51/top1_std"] == 0.0
+
+
+def test_a_full_test_set_is_reported_on_its_own_and_not_averaged_with_splits():
+    """`<dataset>/full/` (every test video, e.g. cezsar_captions' UCF-101 target) gets no mean;
+    the metrics a sweep expects and the run's primary metric follow the same rule."""
+    from zsar.config import resolve
+    from zsar.tune.spec import produced_metrics
+
+    metrics = {"ucf101/full/top1": 60.0, "kinetics400/val/top1": 30.0}
+    out = derived_metrics("targets", ["ucf101/full/", "kinetics400/val/"], metrics)
+    assert "ucf101/top1_mean" not in out and out["kinetics400/top1_mean"] == 30.0
+    names = produced_metrics(resolve(method="cezsar", dataset="activitynet_captions", protocol="cezsar_captions"))
+    assert {"ucf101/full/top1", "kinetics400/val/top1", "kinetics400/top1_mean"} <= names
+    assert "ucf101/top1_mean" not in names
