@@ -1,5 +1,5 @@
 """Formula-level references shared by the equation tests (written from the definitions, never
-through the methods' own modules)."""
+through the methods' own modules), and the small method the CEZSAR tests check against them."""
 
 import math
 
@@ -21,3 +21,39 @@ def ref_attention(attn: torch.nn.MultiheadAttention, q_in, kv_in, key_mask=None)
             s = s.masked_fill(~key_mask[None, :], float("-inf"))
         heads.append(torch.softmax(s, -1) @ v[:, sl])
     return attn.out_proj(torch.cat(heads, -1))
+
+
+def cezsar_method(labels, text: dict, **hparams):
+    """A small `cezsar` (32-wide visual branch, L2 frame norm) bound to `labels`, in eval mode
+    (dropout off: the references have none)."""
+    from zsar.config import resolve
+    from zsar.models.backbone import create_backbone
+    from zsar.registry import METHODS
+
+    exp = resolve(method="cezsar", dataset="demo", protocol="base2novel",
+                  overrides={"hparams": {"visual_hidden": 32, "visual_ff": 48, "frame_norm": "l2", **hparams},
+                             "text": text})
+    torch.manual_seed(0)
+    method = METHODS.get("cezsar")(exp.method_config(), create_backbone(exp.backbone), exp)
+    method.bind_train_labels(labels)
+    return method.eval()
+
+
+def ref_encoder_layer(layer, h, mask):
+    """PyTorch's post-norm encoder layer (ReLU), by hand: padded keys get no attention."""
+    out = []
+    for i in range(len(h)):
+        x = layer.norm1(h[i] + ref_attention(layer.self_attn, h[i], h[i], mask[i]))
+        out.append(layer.norm2(x + layer.linear2(torch.relu(layer.linear1(x)))))
+    return torch.stack(out)
+
+
+def ref_cezsar_visual(branch, feats, mask, act=lambda h: h):
+    """CEZSAR's visual branch by hand: input projection, the encoder layers, output projection
+    (each projection followed by `act`), mean over the real steps, LayerNorm."""
+    h = act(feats @ branch.inp.weight.t() + branch.inp.bias)
+    for layer in branch.temporal.layers:
+        h = ref_encoder_layer(layer, h, mask)
+    h = act(h @ branch.out.weight.t() + branch.out.bias)
+    pooled = torch.stack([h[i][mask[i]].mean(0) for i in range(len(h))])  # real steps only
+    return branch.norm(pooled)

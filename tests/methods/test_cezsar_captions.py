@@ -8,23 +8,15 @@ import math
 import pytest
 import torch
 
-from zsar.config import resolve
-from zsar.models.backbone import create_backbone
+from reference import cezsar_method, ref_cezsar_visual
 from zsar.models.text import LabelSet
-from zsar.registry import METHODS
 
 CAPTIONS = LabelSet(("a person opens the door.", "she paints the fence white.", "the dog jumps into the lake.",
                      "two men play table tennis."), verbatim=True)
 
 
 def build(**hparams):
-    exp = resolve(method="cezsar", dataset="demo", protocol="base2novel",
-                  overrides={"hparams": {"visual_hidden": 32, "visual_ff": 48, "frame_norm": "l2", **hparams},
-                             "text": {"templates": "video", "use": "both"}})
-    torch.manual_seed(0)
-    method = METHODS.get("cezsar")(exp.method_config(), create_backbone(exp.backbone), exp)
-    method.bind_train_labels(CAPTIONS)
-    return method.eval()  # dropout off: the references have none
+    return cezsar_method(CAPTIONS, {"templates": "video", "use": "both"}, **hparams)
 
 
 def test_each_row_is_pulled_to_its_own_caption_and_pushed_from_another():
@@ -55,23 +47,13 @@ def test_each_row_is_pulled_to_its_own_caption_and_pushed_from_another():
         assert out["loss"].item() == pytest.approx(total / len(y), abs=1e-4) and total > 0
 
 
-def ref_projections(method, feats, mask):
-    """The visual branch with ReLU after its input and output projections (eval, no dropout)."""
-    branch = method.visual
-    h = torch.relu(feats @ branch.inp.weight.t() + branch.inp.bias)
-    h = branch.temporal(h, src_key_padding_mask=~mask)
-    h = torch.relu(h @ branch.out.weight.t() + branch.out.bias)
-    pooled = torch.stack([h[i][mask[i]].mean(0) for i in range(len(h))])
-    return branch.norm(pooled)
-
-
 def test_public_projections_put_a_relu_after_each_projection_and_use_xavier_init():
     method = build(public_projections=True)
     feats = torch.nn.functional.normalize(torch.randn(2, 4, 64, generator=torch.Generator().manual_seed(3)), dim=-1)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
     with torch.no_grad():
         got = method.encode_video({"frame_features": feats, "frame_mask": mask})
-        assert torch.allclose(got, ref_projections(method, feats, mask), atol=1e-5)
+        assert torch.allclose(got, ref_cezsar_visual(method.visual, feats, mask, act=torch.relu), atol=1e-5)
         x = torch.randn(3, method.text_space.dim)
         text = method.text.norm(torch.relu(x @ method.text.proj.weight.t() + method.text.proj.bias))
         assert torch.allclose(method.text(x), text, atol=1e-5)

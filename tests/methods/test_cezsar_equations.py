@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reference import ref_attention
+from reference import cezsar_method, ref_cezsar_visual
 from zsar.config import resolve
 from zsar.methods.cezsar_parts import sample_negatives
 from zsar.models.backbone import create_backbone
@@ -20,31 +20,7 @@ LABELS = LabelSet(("moving left slowly", "moving right quickly", "growing slowly
 
 
 def build(**hparams):
-    exp = resolve(method="cezsar", dataset="demo", protocol="base2novel",
-                  overrides={"hparams": {"visual_hidden": 32, "visual_ff": 48, "frame_norm": "l2", **hparams},
-                             "text": {"templates": "name", "use": "names"}})
-    torch.manual_seed(0)
-    method = METHODS.get("cezsar")(exp.method_config(), create_backbone(exp.backbone), exp)
-    method.bind_train_labels(LABELS)
-    return method.eval()  # dropout off: the references have none
-
-
-def ref_encoder_layer(layer, h, mask):
-    """PyTorch's post-norm encoder layer (ReLU), by hand: padded keys get no attention."""
-    out = []
-    for i in range(len(h)):
-        x = layer.norm1(h[i] + ref_attention(layer.self_attn, h[i], h[i], mask[i]))
-        out.append(layer.norm2(x + layer.linear2(torch.relu(layer.linear1(x)))))
-    return torch.stack(out)
-
-
-def ref_visual(branch, feats, mask):
-    h = feats @ branch.inp.weight.t() + branch.inp.bias
-    for layer in branch.temporal.layers:
-        h = ref_encoder_layer(layer, h, mask)
-    h = h @ branch.out.weight.t() + branch.out.bias
-    pooled = torch.stack([h[i][mask[i]].mean(0) for i in range(len(h))])  # real steps only
-    return branch.norm(pooled)
+    return cezsar_method(LABELS, {"templates": "name", "use": "names"}, **hparams)
 
 
 def test_visual_branch_and_l2_frame_norm_by_hand():
@@ -56,8 +32,8 @@ def test_visual_branch_and_l2_frame_norm_by_hand():
     with torch.no_grad():
         got = method.encode_video(batch)
         unit = feats / feats.norm(dim=-1, keepdim=True)  # each frame's feature vector to unit length
-        assert torch.allclose(got, ref_visual(method.visual, unit, mask), atol=1e-4)
-        assert not torch.allclose(got, ref_visual(method.visual, feats, mask), atol=1e-3)
+        assert torch.allclose(got, ref_cezsar_visual(method.visual, unit, mask), atol=1e-4)
+        assert not torch.allclose(got, ref_cezsar_visual(method.visual, feats, mask), atol=1e-3)
 
 
 def test_text_branch_prototypes_and_cosine_logits_by_hand():
