@@ -37,14 +37,27 @@ def session_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def empty_store(tmp_path_factory) -> Path:
+def empty_store(request, tmp_path_factory) -> Path:
     """An MLflow SQLite store with its schema made once: creating the tables runs MLflow's ~60
-    migrations (seconds each time), which every test's fresh store would pay again."""
+    migrations (~10 s), which every test's fresh store would pay again. The empty schema is kept in
+    pytest's cache (.pytest_cache), one file per MLflow and SQLAlchemy version, so that a second
+    session does not make it again; tests only ever copy it."""
+    import mlflow
+    import sqlalchemy
     from mlflow.tracking import MlflowClient
 
-    path = tmp_path_factory.mktemp("store_template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
+    made = tmp_path_factory.mktemp("store_template") / "mlflow.db"
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    kept = (cache.mkdir("zsar_empty_store") / f"mlflow-{mlflow.__version__}-sqlalchemy-{sqlalchemy.__version__}.db"
+            if cache else None)
+    if kept is not None and kept.is_file():
+        return kept
+    MlflowClient(f"sqlite:///{made}").search_experiments()
+    if kept is not None:
+        staged = kept.with_name(f"{kept.name}.{os.getpid()}")
+        shutil.copyfile(made, staged)
+        os.replace(staged, kept)
+    return made
 
 
 def fresh_store(template: Path, folder: Path) -> str:

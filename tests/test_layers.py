@@ -108,6 +108,7 @@ def test_no_module_imports_another_packages_underscore_names():
     assert bad == []
 
 
+@pytest.mark.integration  # a fresh interpreter, every module imported on its own (~5 s)
 def test_each_module_imports_alone():
     """Every module imports in a fresh interpreter state of zsar (no other zsar module first),
     so no import works only because of the order in which others ran."""

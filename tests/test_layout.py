@@ -11,6 +11,7 @@ from conftest import REPO, run_cli
 CHECK = "import platform, ray, mlflow, torch; platform.system(); import zsar.cli; print(platform.__file__)"
 
 
+@pytest.mark.integration  # fresh interpreters, as a user starts them
 @pytest.mark.parametrize("cwd", [REPO, REPO / "tests"])
 def test_stdlib_platform_not_shadowed(cwd):
     out = subprocess.run([sys.executable, "-c", CHECK], cwd=cwd, capture_output=True, text=True, timeout=120)
@@ -18,6 +19,7 @@ def test_stdlib_platform_not_shadowed(cwd):
     assert "/platform/" not in out.stdout.replace("\\", "/")  # the stdlib's platform.py, not our folder
 
 
+@pytest.mark.integration  # fresh interpreters, as a user starts them
 @pytest.mark.parametrize("cwd", [REPO, REPO / "tests"])
 def test_pytest_collects_from_anywhere(cwd):
     out = subprocess.run(
@@ -28,6 +30,7 @@ def test_pytest_collects_from_anywhere(cwd):
     assert "test_stdlib_platform_not_shadowed" in out.stdout
 
 
+@pytest.mark.integration  # fresh interpreters, as a user starts them
 def test_python_m_and_cli_from_repo_root():
     out = subprocess.run([sys.executable, "-m", "zsar.cli", "methods"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

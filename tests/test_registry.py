@@ -2,7 +2,6 @@ import pytest
 
 from zsar.errors import ZsarError
 from zsar.registry import DATASETS, METHODS, Registry
-from conftest import run_cli
 
 
 def test_unknown_method_lists_known_names():
@@ -34,10 +33,11 @@ def test_register_sets_name_and_refuses_a_second_class_under_one_name():
             pass
 
 
-def test_cli_lists_one_line_each():
-    methods = run_cli("methods")
-    assert methods.returncode == 0
-    lines = methods.stdout.strip().splitlines()
+def test_cli_lists_one_line_each(capsys):
+    from zsar.cli import main
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == METHODS.names()
-    datasets = run_cli("datasets")
-    assert [line.split()[0] for line in datasets.stdout.strip().splitlines()] == DATASETS.names()
+    assert main(["datasets"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()] == DATASETS.names()

@@ -92,7 +92,9 @@ def _probe_accuracy(train_x, train_y, test_x, test_y, num_classes) -> float:
 
 
 @pytest.fixture(scope="module")
-def demo_frames(demo_root):
+def demo_frames(small_demo_root):
+    """Every frame of the small rendering (96 training, 48 test videos), as decoded from its files."""
+    demo_root = small_demo_root
     meta = json.loads((demo_root / "demo.json").read_text())
     classes = meta["classes"]
     out = {"train": ([], []), "test": ([], [])}
