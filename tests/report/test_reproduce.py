@@ -103,7 +103,7 @@ def test_ours_beside_published_mean_std_and_difference():
 
 
 @pytest.mark.integration
-def test_a_demo_recipe_runs_end_to_end_and_prints_ours_beside_published(demo_root, zsar_home, ray_session, tmp_path, capsys):
+def test_a_demo_recipe_runs_end_to_end_and_prints_ours_beside_published(small_demo_root, zsar_home, ray_session, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
     from zsar.track.mlflow_log import resolve_uri
@@ -116,7 +116,7 @@ def test_a_demo_recipe_runs_end_to_end_and_prints_ours_beside_published(demo_roo
         "runs": [{"name": "demo", "method": "frozen_clip", "dataset": "demo", "protocol": "base2novel", "split": "s1",
                   "set": {"run.name": "reproduce-demo", "resources.workers": 0}}],
     }))
-    assert main(["reproduce", str(recipe), "--root", f"demo={demo_root}"]) == 0
+    assert main(["reproduce", str(recipe), "--root", f"demo={small_demo_root}"]) == 0
     out = capsys.readouterr().out
     client = MlflowClient(tracking_uri=resolve_uri())
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()],
