@@ -124,12 +124,12 @@ def label_names(dataset: str, csv_name: str) -> list[str]:
 
 def read_list(path: Path, names: list[str] | None, issues: Issues) -> list[Entry]:
     """`<video> <label id>` lines; ids index `names`. A repeated video counts once."""
-    entries, seen = [], set()
+    entries, seen, rel = [], set(), _rel(path)
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
-        where = f"{_rel(path)}:{n}"
+        where = f"{rel}:{n}"
         cls = None
         if names is not None and len(parts) > 1:
             label = int(parts[-1]) if parts[-1].lstrip("-").isdigit() else -1
@@ -220,11 +220,12 @@ def cezsar(split: str, issues: Issues) -> ProtocolSpec:
     path = VIDEO / "cezsar" / "ucf101_dataset.json"
     v = vocab("ucf101")
     videos: dict[str, list[str]] = {}
+    rel = _rel(path)
     for cls, ids in json.loads(path.read_text(encoding="utf-8")).items():
-        videos[v.resolve(cls, _rel(path))] = ids
+        videos[v.resolve(cls, rel)] = ids
 
     def entries(classes):
-        return [Entry(vid, c, f"{_rel(path)}[{c}]") for c in classes for vid in videos.get(c, [])]
+        return [Entry(vid, c, f"{rel}[{c}]") for c in classes for vid in videos.get(c, [])]
 
     return ProtocolSpec(
         train=PartSpec("train", tuple(train), entries(train)),

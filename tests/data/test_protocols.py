@@ -191,7 +191,8 @@ def test_every_published_ucf_list_entry_resolves_on_a_complete_tree(tmp_path):
     ids = [v for vs in json.loads((VIDEO_LISTS / "cezsar" / "ucf101_dataset.json").read_text()).values() for v in vs]
     names = [i + ".avi" for i in ids]
     tests = {n: list_names(f"ucf_splits/val{n}.txt") for n in (1, 2, 3)}
-    root = make_ucf(tmp_path / "ucf", names, train=[n for n in names if n not in set(tests[1])], test=tests[1])
+    first = set(tests[1])
+    root = make_ucf(tmp_path / "ucf", names, train=[n for n in names if n not in first], test=tests[1])
     lists = root / "ucfTrainTestlist"
     for n in (2, 3):
         test = set(tests[n])
