@@ -4,7 +4,7 @@ import os
 
 from zsar.data.check import check_dataset
 from zsar.data.probe import probe_file
-from conftest import REAL_CLIPS, run_cli
+from conftest import REAL_CLIPS
 from video_trees import make_hmdb, make_ucf, ucf_class
 
 CLIP = next(p for p in REAL_CLIPS if p.name == "apply_eye_makeup.avi")
@@ -13,6 +13,15 @@ GOOD = ["v_ApplyEyeMakeup_g01_c01.avi", "v_Archery_g01_c01.avi", "v_Typing_g01_c
 CORRUPT = "v_Basketball_g01_c01.avi"  # random bytes
 TRUNCATED = "v_Biking_g01_c01.avi"  # the first 4 kB of a real mp4
 MISSING = "v_Rowing_g01_c01.avi"  # listed, never written
+
+
+def _check(capsys, *args: str) -> tuple[int, str, str]:
+    """`zsar data check ARGS` in process: (exit status, stdout, stderr)."""
+    from zsar.cli import main
+
+    code = main(["data", "check", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def _ucf(root, bad: bool):
@@ -36,29 +45,29 @@ def test_probe_reads_real_clips_and_rejects_broken_ones(tmp_path):
     assert missing.startswith("FileNotFoundError") and "No such file" in missing
 
 
-def test_check_names_every_failed_file_and_exits_non_zero(tmp_path):
+def test_check_names_every_failed_file_and_exits_non_zero(tmp_path, session_home, capsys):
     root = _ucf(tmp_path / "bad", bad=True)
-    out = run_cli("data", "check", "--dataset", "ucf101", "--root", str(root), "--protocol", "full", "--split", "split1")
-    assert out.returncode == 1, out.stdout + out.stderr
-    lines = out.stdout.splitlines()
+    code, stdout, stderr = _check(capsys, "--dataset", "ucf101", "--root", str(root), "--protocol", "full", "--split", "split1")
+    assert code == 1, stdout + stderr
+    lines = stdout.splitlines()
     failed = {line.split()[0]: line for line in lines if line.startswith(("missing", "unreadable"))}
     by_file = {os.path.basename(line.split(":")[0].split()[-1]): line for line in lines if line.startswith(("missing", "unreadable"))}
-    assert set(by_file) == {MISSING, CORRUPT, TRUNCATED}, out.stdout
+    assert set(by_file) == {MISSING, CORRUPT, TRUNCATED}, stdout
     assert by_file[MISSING].startswith("missing") and "testlist01.txt:" in by_file[MISSING] and "no file" in by_file[MISSING]
     assert by_file[CORRUPT].startswith("unreadable") and "Error" in by_file[CORRUPT]
     # an MP4 cut with its index at the end opens not at all: unreadable, and the reason says why
     assert by_file[TRUNCATED].startswith("unreadable") and "truncated: the file ends inside its 'mdat' box" in by_file[TRUNCATED]
-    assert failed and "UNUSABLE" in out.stdout and "3 of 8 videos missing or unreadable" in out.stdout
-    assert "full/split1: train 3 videos / 101 classes, test 4 videos / 101 classes" in out.stdout
+    assert failed and "UNUSABLE" in stdout and "3 of 8 videos missing or unreadable" in stdout
+    assert "full/split1: train 3 videos / 101 classes, test 4 videos / 101 classes" in stdout
 
 
-def test_check_clean_tree_exits_zero(tmp_path):
+def test_check_clean_tree_exits_zero(tmp_path, session_home, capsys):
     root = _ucf(tmp_path / "clean", bad=False)
-    out = run_cli("data", "check", "--dataset", "ucf101", "--root", str(root), "--protocol", "full")
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "usable"
+    code, stdout, stderr = _check(capsys, "--dataset", "ucf101", "--root", str(root), "--protocol", "full")
+    assert code == 0, stdout + stderr
+    assert stdout.strip().splitlines()[-1] == "usable"
     # every video of this tree is a hard link to one clip: the two test videos are flagged as copies
-    assert "5 videos checked by decoding: 5 decode, 0 unreadable; other problems: 2 same_content" in out.stdout
+    assert "5 videos checked by decoding: 5 decode, 0 unreadable; other problems: 2 same_content" in stdout
 
 
 def test_tolerated_failures_and_structural_problems(tmp_path):
@@ -78,21 +87,21 @@ def test_tolerated_failures_and_structural_problems(tmp_path):
     assert mismatch.path.endswith(kick) and "'kick'" in mismatch.reason and "'kick ball'" in mismatch.reason
 
 
-def test_check_user_errors_exit_2(tmp_path):
-    out = run_cli("data", "check", "--dataset", "ucf101", "--root", str(tmp_path / "nowhere"))
-    assert out.returncode == 2 and "root not found" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+def test_check_user_errors_exit_2(tmp_path, session_home, capsys):
+    code, _, stderr = _check(capsys, "--dataset", "ucf101", "--root", str(tmp_path / "nowhere"))
+    assert code == 2 and "root not found" in stderr and len(stderr.strip().splitlines()) == 1
 
 
-def test_check_a_uri_root_reports_what_the_local_root_does(tmp_path):
+def test_check_a_uri_root_reports_what_the_local_root_does(tmp_path, session_home, capsys):
     root = _ucf(tmp_path / "bad", bad=True)
-    out = run_cli("data", "check", "--dataset", "ucf101", "--root", root.as_uri(), "--protocol", "full", "--split", "split1")
-    assert out.returncode == 1, out.stdout + out.stderr
+    code, stdout, stderr = _check(capsys, "--dataset", "ucf101", "--root", root.as_uri(), "--protocol", "full", "--split", "split1")
+    assert code == 1, stdout + stderr
     local = check_dataset("ucf101", str(root), "full", "split1")
     expected = [f"{i.kind:<13} {i.path}: {i.reason}" for i in sorted(local.issues, key=lambda i: (not i.is_error, i.kind, i.path))]
-    lines = [line.replace("file://", "") for line in out.stdout.splitlines()[:len(expected)]]
+    lines = [line.replace("file://", "") for line in stdout.splitlines()[:len(expected)]]
     # a decoder error names a file opened from a file object '<none>': compare those up to the reason
     assert [line.split(": ")[0] for line in lines] == [line.split(": ")[0] for line in expected]
     assert [line for line in lines if not line.startswith("unreadable")] == [line for line in expected if not line.startswith("unreadable")]
     assert sum(line.startswith("unreadable") and "Error" in line for line in lines) == 2
-    assert f"unreadable    {root.as_uri()}/UCF-101/" in out.stdout and f"ucf101 at {root.as_uri()}" in out.stdout
-    assert "3 of 8 videos missing or unreadable" in out.stdout
+    assert f"unreadable    {root.as_uri()}/UCF-101/" in stdout and f"ucf101 at {root.as_uri()}" in stdout
+    assert "3 of 8 videos missing or unreadable" in stdout

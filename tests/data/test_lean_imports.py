@@ -7,7 +7,11 @@ evaluation and training specs, seeking and reading sequentially."""
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REAL_CLIPS
+
+pytestmark = pytest.mark.integration  # each test is a fresh interpreter by design (what it imports)
 
 CODE = """
 import sys

@@ -65,12 +65,25 @@ def readable_frames(path, short: int | None = None) -> np.ndarray:
     return np.stack(frames)
 
 
-def test_every_cut_copy_is_flagged_and_sampled_within_its_readable_frames(copies):
-    assert {name for name, _, _ in copies} == {p.name for p in REAL_CLIPS}
-    for name, path, fraction in copies:
-        frames = readable_frames(path, SPEC.resize_to)
+@pytest.fixture(scope="module")
+def readable(copies):
+    """path -> (the frames its sequential decoding yields, resized as SPEC's clips are; the frame
+    count its header claims), decoded once for the module."""
+    out = {}
+    for _, path, _ in copies:
         with av.open(str(path)) as c:
-            header = count_frames(c)
+            out[path] = (readable_frames(path, SPEC.resize_to), count_frames(c))
+    return out
+
+
+# a 60% cut, like a 30% one, ends before each MP4's second keyframe (past 2/3 of its frames): the
+# fast tier keeps 30% and 90% (which seeks past one), the full run all three
+@pytest.mark.parametrize("fraction", [0.3, pytest.param(0.6, marks=pytest.mark.slow), 0.9])
+def test_every_cut_copy_is_flagged_and_sampled_within_its_readable_frames(copies, readable, fraction):
+    cut = [(name, path) for name, path, f in copies if f == fraction]
+    assert sorted(name for name, _ in cut) == sorted(p.name for p in REAL_CLIPS)
+    for name, path in cut:
+        frames, header = readable[path]
         assert len(frames) < header, (name, fraction)
         for mode in ("auto", "seek", "sequential"):
             clip = read_clip(str(path), dataclasses.replace(SPEC, decode=mode))
@@ -84,7 +97,7 @@ def test_whole_clips_are_not_flagged():
         assert not clip.truncated and clip.frames == clip.header, path.name
 
 
-def test_the_decode_udf_keeps_truncated_rows_with_both_counts(copies):
+def test_the_decode_udf_keeps_truncated_rows_with_both_counts(copies, readable):
     paths = [str(REAL_CLIPS[0])] + [str(p) for _, p, _ in copies[:4]]
     batch = {"path": np.array(paths, dtype=object), "label": np.arange(len(paths)), "index": np.arange(len(paths))}
     out = decode_batch(batch, dataclasses.asdict(SPEC), seed_key(0, None))
@@ -92,11 +105,11 @@ def test_the_decode_udf_keeps_truncated_rows_with_both_counts(copies):
     assert out["truncated"].tolist() == [False] + [True] * 4
     assert out["error"][0] == ""
     for (name, path, _), reason in zip(copies[:4], out["error"][1:]):
-        frames = len(readable_frames(path))
+        frames = len(readable[path][0])
         assert reason.startswith("truncated: the header says") and reason.endswith(f", {frames} decode"), (name, reason)
 
 
-def test_data_check_reports_every_cut_copy_with_both_counts(copies, tmp_path, zsar_home, monkeypatch):
+def test_data_check_reports_every_cut_copy_with_both_counts(copies, readable, tmp_path, zsar_home, monkeypatch):
     import io
     import shutil
 
@@ -117,9 +130,7 @@ def test_data_check_reports_every_cut_copy_with_both_counts(copies, tmp_path, zs
     lines = {line.split()[1].rstrip(":").rsplit("/", 1)[-1]: line for line in out.getvalue().splitlines()
              if line.startswith(("truncated", "unreadable"))}
     for name, path, _ in copies:
-        frames = len(readable_frames(path))
-        with av.open(str(path)) as c:
-            header = count_frames(c)
+        frames, header = len(readable[path][0]), readable[path][1]
         assert lines[path.name].startswith("truncated") and f"the header says {header} frames, {frames} decode" in lines[path.name]
     cut = [f"cut_{c.name}" for c in REAL_CLIPS if c.suffix == ".mp4"]
     assert all(lines[n].startswith("unreadable") and "truncated: the file ends inside" in lines[n] for n in cut), lines

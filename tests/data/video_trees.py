@@ -10,7 +10,7 @@ import csv
 import json
 import os
 import shutil
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from zsar.data.classnames import class_key
@@ -40,7 +40,8 @@ def folder_of(dataset: str, name: str) -> str:
 
 
 def put(path: Path, clip: Path | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.isdir(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
     if clip is None:
         path.write_bytes(b"")
     else:
@@ -56,6 +57,7 @@ def list_names(rel: str, every: int = 1, limit: int | None = None) -> list[str]:
     return [line.split()[0] for line in lines[:limit]]
 
 
+@cache
 def ucf_class(filename: str) -> str:
     """UCF-101 folder of a video, from the class the test knows it has (v_<Class>_gXX_cYY)."""
     return folder_of("ucf101", filename.split("_")[1])
