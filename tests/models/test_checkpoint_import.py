@@ -1,16 +1,22 @@
 """Foreign checkpoints load through `backbone.checkpoint` into the same open_clip model.
 
-One random-weight ViT-B-16 (QuickGELU, as OpenAI's CLIP and every code base built on it) is saved in
+One random-weight CLIP (QuickGELU, as OpenAI's CLIP and every code base built on it) is saved in
 each layout the field publishes, with the key names of those code bases: open_clip's state dict,
 OpenAI's TorchScript archive (scripted, with its metadata entries), ViFi-CLIP's `{'model': ...}`
 (DDP `module.` prefix, no token embedding, class-specific prompt buffers, a pickled config object)
 and PySlowFast's `{'model_state': ...}` (FROSTER/SC-CLIP: `model.` + CLIP keys, the raw teacher
 copy, projectors, an adapter inside the image tower). Each loads back with the original's weights
-fingerprint and identical image and text embeddings. The model is built once per module: a
-ViT-B-16 takes seconds and ~600 MB.
+fingerprint and identical image and text embeddings.
+
+The layouts only rename keys, so the model is zsar-tiny, with a `zsar-tiny-quickgelu` twin
+registered as open_clip registers `ViT-B-16-quickgelu`: a ViT-B-16 takes seconds and ~600 MB per
+file. Where the full-size architecture is the point (which open_clip model a file fits), the files
+hold ViT-B-16's keys and shapes (`shapes_only`); the `openai` tag test builds a real ViT-B-16.
 """
 
 import copy
+import dataclasses
+import json
 import os
 
 import pytest
@@ -20,20 +26,64 @@ import torch.nn as nn
 from zsar.cli import main
 from zsar.config import BackboneConfig, ExperimentConfig
 from zsar.errors import ZsarError
-from zsar.models.backbone import create_backbone, weights_fingerprint
+from zsar.models.backbone import add_model_configs, create_backbone, weights_fingerprint
 
-BASE = dict(name="ViT-B-16", pretrained=None, seed=7)
+BASE = dict(name="zsar-tiny", pretrained=None, seed=7)
+QUICK = "zsar-tiny-quickgelu"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quickgelu_twin(tmp_path_factory):
+    """`zsar-tiny-quickgelu` in open_clip's registry for this module only: zsar-tiny's config plus
+    `quick_gelu`, as open_clip ships `<name>-quickgelu` for the full-size models."""
+    import open_clip
+    from open_clip import factory
+
+    add_model_configs()
+    path = tmp_path_factory.mktemp("model_configs") / f"{QUICK}.json"
+    path.write_text(json.dumps({**open_clip.get_model_config("zsar-tiny"), "quick_gelu": True}))
+    open_clip.add_model_config(path)
+    yield
+    factory._MODEL_CONFIG_PATHS.remove(path)
+    factory._MODEL_CONFIGS.pop(QUICK)
+
+
+def shapes_only(name):
+    """The state dict of open_clip's `name` with every tensor a broadcast zero: a full-size
+    checkpoint's keys and shapes in a file of a few kB, for checks that end before weights load."""
+    import open_clip
+
+    with torch.device("meta"):
+        model = open_clip.create_model(name, pretrained=None, device="meta")
+    return {k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in model.state_dict().items()}
 
 
 @pytest.fixture(scope="module")
-def original():
+def built(quickgelu_twin):
     return create_backbone(BackboneConfig(**BASE, activation="quick_gelu"))
 
 
 @pytest.fixture(scope="module")
-def inputs(original):
+def original(built):
+    """`built` with every weight moved off its init (LayerNorms start as ones and zeros), so that a
+    weight loaded into another's place shows."""
+    model = copy.deepcopy(built.model)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.02 * torch.randn(param.shape, generator=gen))
+    return dataclasses.replace(built, model=model, fingerprint=weights_fingerprint(model))
+
+
+def image_and_text(backbone):
     gen = torch.Generator().manual_seed(0)
-    return torch.randn(1, 3, 224, 224, generator=gen), original.tokenizer(["a person dancing", "a dog catching a ball"])
+    size = backbone.image_size
+    return torch.randn(1, 3, size, size, generator=gen), backbone.tokenizer(["a person dancing", "a dog catching a ball"])
+
+
+@pytest.fixture(scope="module")
+def inputs(original):
+    return image_and_text(original)
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +102,11 @@ def embeddings(model, inputs):
         return model.encode_image(images), model.encode_text(tokens)
 
 
-def assert_same_model(loaded, original, expected, inputs):
+def assert_same_model(loaded, original, expected, inputs, name=QUICK):
     assert loaded.fingerprint == original.fingerprint
     image, text = embeddings(loaded.model, inputs)
     assert torch.equal(image, expected[0]) and torch.equal(text, expected[1])
-    assert loaded.activation == "quick_gelu" and loaded.name == "ViT-B-16-quickgelu"
+    assert loaded.activation == "quick_gelu" and loaded.name == name
 
 
 class CfgNode(dict):
@@ -80,21 +130,22 @@ def save_open_clip(original, path):
 def save_torchscript(original, path):
     model = copy.deepcopy(original.model)
     del model.context_length, model.vocab_size  # plain ints in open_clip; tensors in OpenAI's archive
-    for key, value in (("input_resolution", 224), ("context_length", 77), ("vocab_size", 49408)):
+    for key, value in (("input_resolution", original.image_size), ("context_length", original.model.context_length), ("vocab_size", 49408)):
         model.register_buffer(key, torch.tensor(value))
     torch.jit.save(torch.jit.script(model), str(path))
 
 
-def save_vificlip(original, path, pwned):
+def save_vificlip(state, path, pwned):
     model = {}
-    for key, value in original.model.state_dict().items():
+    for key, value in state.items():
         if key.startswith("visual."):
             model["module.image_encoder." + key[len("visual."):]] = value
         elif key == "logit_scale":
             model["module.logit_scale"] = value
         elif key != "token_embedding.weight":  # ViFi-CLIP's text encoder does not keep it
             model["module.text_encoder." + key] = value
-    model["module.prompt_learner.complete_text_embeddings"] = torch.randn(5, 77, 512)
+    length, width = state["positional_embedding"].shape
+    model["module.prompt_learner.complete_text_embeddings"] = torch.randn(5, length, width)
     config = CfgNode(TRAINER=CfgNode(ViFi_CLIP=CfgNode(ZS_EVAL=False)), hook=RunsCode(str(pwned)))
     torch.save({"model": model, "optimizer": {"state": {}, "param_groups": []}, "epoch": 10,
                 "max_accuracy": 53.3, "config": config}, path)
@@ -102,37 +153,38 @@ def save_vificlip(original, path, pwned):
 
 def save_pyslowfast(original, path):
     state = {f"model.{k}": v for k, v in original.model.state_dict().items()}
-    state.update({"raw_model.visual.proj": torch.randn(768, 512), "raw_model.logit_scale": torch.tensor(4.6)})
-    state.update({"projector_v.0.weight": torch.randn(512, 512), "projector_v.2.weight": torch.zeros(512, 512),
-                  "projector_t.0.weight": torch.randn(512, 512), "projector_t.2.weight": torch.zeros(512, 512),
-                  "model.visual.transformer.resblocks.11.adapter.ln1.weight": torch.ones(768)})
+    width, dim = original.model.visual.proj.shape
+    state.update({"raw_model.visual.proj": torch.randn(width, dim), "raw_model.logit_scale": torch.tensor(4.6)})
+    state.update({"projector_v.0.weight": torch.randn(dim, dim), "projector_v.2.weight": torch.zeros(dim, dim),
+                  "projector_t.0.weight": torch.randn(dim, dim), "projector_t.2.weight": torch.zeros(dim, dim),
+                  "model.visual.transformer.resblocks.1.adapter.ln1.weight": torch.ones(width)})
     torch.save({"epoch": 12, "model_state": state, "optimizer_state": {}, "cfg": "MODEL:\n  ARCH: vitb16\n"}, path)
 
 
 def test_open_clip_state_dict_under_ddp_prefix(original, expected, inputs, files):
     path = files / "open_clip.pt"
     save_open_clip(original, path)
-    loaded = create_backbone(BackboneConfig(name="ViT-B-16-quickgelu", pretrained=None, checkpoint=str(path)))
+    loaded = create_backbone(BackboneConfig(name=QUICK, pretrained=None, checkpoint=str(path)))
     assert_same_model(loaded, original, expected, inputs)
 
 
 def test_openai_torchscript(original, expected, inputs, files, capsys):
-    path = files / "ViT-B-16.pt"
+    path = files / "zsar-tiny.pt"
     save_torchscript(original, path)
-    loaded = create_backbone(BackboneConfig(name="ViT-B-16", pretrained=None, checkpoint=str(path)))
+    loaded = create_backbone(BackboneConfig(name="zsar-tiny", pretrained=None, checkpoint=str(path)))
     assert_same_model(loaded, original, expected, inputs)  # QuickGELU from the layout, not the name
-    assert "ViT-B-16-quickgelu: quick_gelu activation" in capsys.readouterr().err
+    assert f"{QUICK}: quick_gelu activation" in capsys.readouterr().err
 
 
 def test_vificlip_takes_token_embedding_from_the_base_and_runs_no_pickled_code(original, expected, inputs, files, tmp_path):
     base, path, pwned = files / "base.pt", files / "vificlip.pth", tmp_path / "pwned"
     torch.save(original.model.state_dict(), base)
-    save_vificlip(original, path, pwned)
-    loaded = create_backbone(BackboneConfig(name="ViT-B-16", pretrained=str(base), checkpoint=str(path)))
+    save_vificlip(original.model.state_dict(), path, pwned)
+    loaded = create_backbone(BackboneConfig(name="zsar-tiny", pretrained=str(base), checkpoint=str(path)))
     assert_same_model(loaded, original, expected, inputs)
     assert not pwned.exists()
     with pytest.raises(ZsarError, match="token_embedding.weight.*set backbone.pretrained"):
-        create_backbone(BackboneConfig(name="ViT-B-16", pretrained=None, checkpoint=str(path)))
+        create_backbone(BackboneConfig(name="zsar-tiny", pretrained=None, checkpoint=str(path)))
 
 
 def test_pyslowfast_extras_load_into_a_method_that_has_them(original, expected, inputs, files, zsar_home, capsys):
@@ -141,15 +193,16 @@ def test_pyslowfast_extras_load_into_a_method_that_has_them(original, expected, 
 
     path = files / "froster.pyth"
     save_pyslowfast(original, path)
-    loaded = create_backbone(BackboneConfig(name="ViT-B-16", pretrained=None, checkpoint=str(path)))
+    loaded = create_backbone(BackboneConfig(name="zsar-tiny", pretrained=None, checkpoint=str(path)))
     assert_same_model(loaded, original, expected, inputs)
     assert set(loaded.extras) == {"projector_v.0.weight", "projector_v.2.weight", "projector_t.0.weight",
-                                  "projector_t.2.weight", "clip.visual.transformer.resblocks.11.adapter.ln1.weight"}
+                                  "projector_t.2.weight", "clip.visual.transformer.resblocks.1.adapter.ln1.weight"}
 
     class WithProjector(FrozenCLIP):
         def __init__(self, cfg, backbone, exp):
             super().__init__(cfg, backbone, exp)
-            self.projector_v = nn.Sequential(nn.Linear(512, 512, bias=False), nn.GELU(), nn.Linear(512, 512, bias=False))
+            dim = backbone.embed_dim
+            self.projector_v = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.GELU(), nn.Linear(dim, dim, bias=False))
 
     capsys.readouterr()
     method = WithProjector(NoConfig(), loaded, ExperimentConfig())
@@ -159,33 +212,33 @@ def test_pyslowfast_extras_load_into_a_method_that_has_them(original, expected, 
                    "not used: clip.visual.transformer.resblocks.*.adapter.ln1 (1), projector_t.* (2)"]
 
 
-def test_zsar_checkpoint_completes_its_trained_tower_from_its_own_backbone(original, inputs, files, zsar_home):
+def test_zsar_checkpoint_completes_its_trained_tower_from_its_own_backbone(built, inputs, files, zsar_home):
     from zsar.methods.vificlip import ViFiCLIP, ViFiCLIPConfig
     from zsar.train import checkpoint as ckpt
 
     exp = ExperimentConfig(backbone=BackboneConfig(**BASE, activation="quick_gelu"))
-    backbone = copy.copy(original)
-    backbone.model = copy.deepcopy(original.model)
+    backbone = copy.copy(built)
+    backbone.model = copy.deepcopy(built.model)
     method = ViFiCLIP(ViFiCLIPConfig(train_text=False), backbone, exp)
     with torch.no_grad():
         method.clip.visual.proj.add_(0.5)  # "trained": differs from the base backbone
-    ckpt.save(files / "zsar_ckpt", method, None, None, 1, exp, {}, original.fingerprint)
+    ckpt.save(files / "zsar_ckpt", method, None, None, 1, exp, {}, built.fingerprint)
     method.clip.requires_grad_(True)  # as a built backbone: which flags are set picks torch's attention path
-    loaded = create_backbone(BackboneConfig(name="ViT-B-16", pretrained=None, checkpoint=str(files / "zsar_ckpt")))
-    assert loaded.fingerprint == weights_fingerprint(method.clip) != original.fingerprint
+    loaded = create_backbone(BackboneConfig(name="zsar-tiny", pretrained=None, checkpoint=str(files / "zsar_ckpt")))
+    assert loaded.fingerprint == weights_fingerprint(method.clip) != built.fingerprint
     image, text = embeddings(loaded.model, inputs)
     want = embeddings(method.clip, inputs)
     assert torch.equal(image, want[0]) and torch.equal(text, want[1])
 
 
-def test_forced_format_and_architecture_mismatches_are_one_line(original, files):
-    path = files / "open_clip_plain.pt"
-    torch.save(original.model.state_dict(), path)
+def test_forced_format_and_architecture_mismatches_are_one_line(files):
+    path, state = files / "open_clip_plain.pt", shapes_only("ViT-B-16")
+    torch.save(state, path)
     with pytest.raises(ZsarError, match="not a vificlip checkpoint: it has no 'model' entry"):
         create_backbone(BackboneConfig(name="ViT-B-16", pretrained=None, checkpoint=str(path), checkpoint_format="vificlip"))
     with pytest.raises(ZsarError, match=r"does not fit ViT-B-32: shapes differ: .*it fits ViT-B-16"):
         create_backbone(BackboneConfig(name="ViT-B-32", pretrained=None, checkpoint=str(path)))
-    partial = {k: v for k, v in original.model.state_dict().items() if not k.startswith("visual.ln_post")}
+    partial = {k: v for k, v in state.items() if not k.startswith("visual.ln_post")}
     torch.save(partial, files / "partial.pt")
     with pytest.raises(ZsarError, match=r"does not fit ViT-B-16: missing visual.ln_post.weight, visual.ln_post.bias"):
         create_backbone(BackboneConfig(name="ViT-B-16", pretrained=None, checkpoint=str(files / "partial.pt")))
@@ -208,9 +261,9 @@ def test_broken_or_unrelated_files_give_one_line_and_exit_2(original, files, tmp
     assert ("unknown checkpoint layout" in err) == (content == "unrelated")
 
 
-def test_inspect_names_format_fitting_model_and_dropped_keys(original, files, tmp_path, capsys):
+def test_inspect_names_format_fitting_model_and_dropped_keys(files, tmp_path, capsys):
     path = files / "vificlip_inspect.pth"
-    save_vificlip(original, path, tmp_path / "pwned")
+    save_vificlip(shapes_only("ViT-B-16"), path, tmp_path / "pwned")
     assert main(["weights", "inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "format: vificlip" in out and "fits: ViT-B-16-quickgelu" in out
@@ -219,20 +272,17 @@ def test_inspect_names_format_fitting_model_and_dropped_keys(original, files, tm
     assert not (tmp_path / "pwned").exists()
 
 
-@pytest.fixture(scope="module")
-def warm_hf_cache(original, tmp_path_factory):
-    """A Hugging Face cache holding the `openai` tag's file of ViT-B-16 (here: the random weights),
-    laid out as `huggingface_hub` writes it; nothing is downloaded."""
+def hf_cache(folder, state):
+    """A Hugging Face cache holding `state` as the `openai` tag's file of ViT-B-16, laid out as
+    `huggingface_hub` writes it; nothing is downloaded."""
     from safetensors.torch import save_file
 
-    cache = tmp_path_factory.mktemp("hf_hub")
-    repo = cache / "models--timm--vit_base_patch16_clip_224.openai"
+    repo = folder / "models--timm--vit_base_patch16_clip_224.openai"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("0123abcd")
     (repo / "snapshots" / "0123abcd").mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in original.model.state_dict().items()},
-              str(repo / "snapshots" / "0123abcd" / "open_clip_model.safetensors"))
-    return cache
+    save_file({k: v.contiguous() for k, v in state.items()}, str(repo / "snapshots" / "0123abcd" / "open_clip_model.safetensors"))
+    return folder
 
 
 @pytest.fixture
@@ -245,29 +295,34 @@ def offline_with(monkeypatch):
     return use
 
 
-def test_a_quick_gelu_tag_builds_quickgelu_for_the_plain_name_from_the_local_cache(original, expected, inputs, warm_hf_cache, offline_with):
+@pytest.mark.slow  # the openai tag exists only for full-size models: builds, saves (600 MB) and loads a ViT-B-16
+def test_a_quick_gelu_tag_builds_quickgelu_for_the_plain_name_from_the_local_cache(offline_with, tmp_path):
     from open_clip.transformer import QuickGELU
 
     import open_clip
 
     assert open_clip.get_pretrained_cfg("ViT-B-16", "openai")["quick_gelu"]  # what open_clip says about the tag
     assert not open_clip.get_model_config("ViT-B-16").get("quick_gelu")  # ... and about the name
-    offline_with(warm_hf_cache)
+    big = create_backbone(BackboneConfig(name="ViT-B-16", pretrained=None, seed=7, activation="quick_gelu"))
+    inputs = image_and_text(big)
+    expected = embeddings(big.model, inputs)
+    offline_with(hf_cache(tmp_path, big.model.state_dict()))
     loaded = create_backbone(BackboneConfig(name="ViT-B-16", pretrained="openai"))
     activations = {type(block.mlp.gelu) for tower in (loaded.model.visual.transformer, loaded.model.transformer)
                    for block in tower.resblocks}
     assert activations == {QuickGELU}
     assert loaded.source == "openai"
-    assert_same_model(loaded, original, expected, inputs)
+    assert_same_model(loaded, big, expected, inputs, name="ViT-B-16-quickgelu")
     with pytest.raises(ZsarError, match="backbone.activation=gelu builds gelu, but the openai weights were trained with quick_gelu"):
         create_backbone(BackboneConfig(name="ViT-B-16", pretrained="openai", activation="gelu"))
 
 
-def test_weights_fetch_uses_the_cache_and_says_how_to_fetch_offline(warm_hf_cache, offline_with, tmp_path, capsys):
-    offline_with(warm_hf_cache)
+def test_weights_fetch_uses_the_cache_and_says_how_to_fetch_offline(original, offline_with, tmp_path, capsys):
+    cache = hf_cache(tmp_path / "hub", original.model.state_dict())  # fetch only finds the file
+    offline_with(cache)
     assert main(["weights", "fetch", "openai", "--model", "ViT-B-16"]) == 0
-    assert capsys.readouterr().out.strip().startswith(str(warm_hf_cache))
-    offline_with(tmp_path)  # an empty cache
+    assert capsys.readouterr().out.strip().startswith(str(cache))
+    offline_with(tmp_path / "empty")  # an empty cache
     assert main(["weights", "fetch", "openai"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
