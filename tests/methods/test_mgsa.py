@@ -151,6 +151,17 @@ def test_adapter_sharing_ties_the_towers_or_not():
     assert count(separate) == 2 * count(shared)
 
 
+def test_cost_counts_every_frame_of_the_prediction():
+    costs = {}
+    for frames in (2, 4):
+        exp = resolve(method="mgsa", dataset="demo", protocol="base2novel", overrides={"data": {"num_frames": frames}})
+        costs[frames] = METHODS.get("mgsa").cost_params(exp)
+    method, _ = build()
+    assert costs[2]["cost.params_tunable"] == costs[4]["cost.params_tunable"] == method.param_count()["params_tunable"] > 0
+    assert 0 < costs[2]["cost.macs_per_clip"] < costs[4]["cost.macs_per_clip"]
+
+
+@pytest.mark.slow  # builds a random ViT-B/16 method and runs its 8-frame prediction (~140 GMACs) on CPU
 def test_cost_is_logged_for_the_vit_b16_preset():
     exp = resolve(method="mgsa", dataset="kinetics400", protocol="zeroshot",
                   overrides={"backbone": {"name": "ViT-B-16", "pretrained": None}})

@@ -9,6 +9,7 @@ scale convention (logits = tau * cos, the paper's 1/tau) cannot be confused with
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -30,6 +31,12 @@ def experiment(**hparams):
                    overrides={"backbone": {"name": "zsar-tiny-64", "pretrained": None}, "hparams": {**HPARAMS, **hparams}})
 
 
+def own_model(backbone):
+    """The backbone with its own copy of the model (the method trains and freezes it in place); the
+    tokenizer is shared: deep-copying its BPE tables costs more than the tiny model."""
+    return dataclasses.replace(backbone, model=copy.deepcopy(backbone.model))
+
+
 @pytest.fixture(scope="module")
 def tiny_backbone():
     return create_backbone(experiment().backbone)
@@ -38,7 +45,7 @@ def tiny_backbone():
 def build(backbone, **hparams):
     exp = experiment(**hparams)
     torch.manual_seed(0)
-    method = SCCLIP(exp.method_config(), copy.deepcopy(backbone), exp)
+    method = SCCLIP(exp.method_config(), own_model(backbone), exp)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():  # the adapters start as the identity; give every weight of theirs a value
         for name, p in method.named_parameters():

@@ -238,10 +238,29 @@ def test_concat_mode_widens_the_projection():
 
 
 # ---------------------------------------------------------------------- zero-shot hygiene
-def test_no_unseen_class_name_reaches_training(session_home):
+@pytest.fixture
+def demo_skeleton_meta(tmp_path):
+    """A demo_skeleton root holding only its metadata (the demo's classes, unseen classes and
+    performers, one sequence per class and performer): planning reads nothing else, and rendering
+    the 440 sequences takes seconds."""
+    import json
+
+    from zsar.data import skeleton_synth as synth
+    from zsar.data.sources.demo_skeleton import META
+
+    performers = synth.TRAIN_PERFORMERS + synth.TEST_PERFORMERS
+    samples = [{"path": f"skeletons/{synth.sample_name(p, 1, a)}.skeleton", "class": c, "performer": p,
+                "split": "train" if p in synth.TRAIN_PERFORMERS else "test"}
+               for p in performers for a, c in enumerate(synth.class_names(), 1)]
+    (tmp_path / META).write_text(json.dumps({"format_version": synth.FORMAT_VERSION, "classes": synth.class_names(),
+                                             "unseen": synth.unseen_classes(), "samples": samples}))
+    return tmp_path
+
+
+def test_no_unseen_class_name_reaches_training(demo_skeleton_meta):
     from zsar.train.plan import build_plan
 
-    cfg = resolve(method="scople", dataset="demo_skeleton", protocol="gzsl")
+    cfg = resolve(method="scople", dataset="demo_skeleton", protocol="gzsl", overrides={"root": str(demo_skeleton_meta)})
     plan = build_plan(cfg, "demo")
     unseen, train_labels = set(plan.unseen), plan.train.labels
     assert unseen and not unseen & set(train_labels.names)

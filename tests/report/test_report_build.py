@@ -7,6 +7,7 @@ import csv
 import re
 
 import pytest
+from conftest import fresh_store
 from mlflow.tracking import MlflowClient
 
 from zsar.cli import main
@@ -37,11 +38,11 @@ def _run(client, exp, tags, metrics, parent=None, failures_csv=None, tmp=None):
     return rid
 
 
-@pytest.fixture
-def store(zsar_home, tmp_path):
-    import os
-
-    uri = os.environ["MLFLOW_TRACKING_URI"]  # zsar_home's fresh store
+@pytest.fixture(scope="module")
+def lab(empty_store, tmp_path_factory):
+    """The store, made once: the tests only read it."""
+    tmp_path = tmp_path_factory.mktemp("lab")
+    uri = fresh_store(empty_store, tmp_path)
     client = MlflowClient(uri)
     exp = client.create_experiment("lab", artifact_location=(tmp_path / "artifacts").as_uri())
     ids = {}
@@ -66,6 +67,12 @@ def store(zsar_home, tmp_path):
                                 {"zsl_top1": v})
     ids["parent"] = parent
     return uri, ids
+
+
+@pytest.fixture
+def store(lab, zsar_home, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", lab[0])
+    return lab
 
 
 def _md_table(md: str, title_start: str) -> list[str]:
