@@ -91,6 +91,12 @@ def entry_bytes(path, fs=None) -> int:
     return sum(int(meta.get("bytes", 0)) for meta in manifest.get("files", {}).values())
 
 
+def entry_files(path, fs=None) -> list[str]:
+    """The shard files an entry's manifest lists, in name order."""
+    manifest = read_manifest(path, fs) or {}
+    return [f"{path}/{name}" for name in sorted(manifest.get("files", {}))]
+
+
 def check_entry(path, expected_rows: int | None = None, fs=None, checksums: bool = True) -> str | None:
     """None when `path` (on `fs`, local by default) is a complete cache entry; else what is wrong
     with it. checksums=False checks sizes and row counts only (entries of decoded clips are large)."""

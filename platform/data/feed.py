@@ -9,7 +9,8 @@ it for an epoch's training batches or for its evaluation batches. Three kinds:
 - `BlockFeed`: fixed rows already decoded (evaluation views, training clips without
   augmentation, prepared clips, frozen features) held in Ray's object store as numpy blocks; a
   worker reads its rows by manifest index, so how the blocks were made (tasks, their order, live
-  decoding or a cache) never shows.
+  decoding or a cache) never shows. A cache entry's shards are read on the driver, one block
+  each, without a Ray Data execution (which costs seconds even for a few rows).
 - `StreamFeed`: fixed rows too large for the object store (a large prepared-clip or feature-cache
   entry): each epoch reads the entry's blocks in a seeded order and shuffles rows through a seeded
   buffer; every worker keeps every W-th row. Deterministic, but its order is not the one a
@@ -68,6 +69,15 @@ class LiveFeed:
         return self._decode(eval_positions(self.num_rows, rank, world), seed_key(self.seed, None), batch_size)
 
 
+@dataclass(frozen=True)
+class Shards:
+    """The Parquet files of a published cache entry (on `fs`, local when None)."""
+
+    files: list[str]
+    fs: object = None
+    columns: list[str] | None = None
+
+
 def _block_indices(block: dict) -> np.ndarray:
     return np.asarray(block["index"], dtype=np.int64)
 
@@ -85,11 +95,31 @@ class BlockFeed:
 
     @classmethod
     def from_dataset(cls, ds, num_rows: int, seed: int, pick: Callable | None = None) -> "BlockFeed":
+        """The rows of a Ray Dataset (executed once; its blocks stay in the object store)."""
         import ray
 
         refs = ds.to_numpy_refs()
         get_indices = ray.remote(_block_indices)
-        indices = ray.get([get_indices.remote(r) for r in refs])
+        return cls.from_blocks(refs, ray.get([get_indices.remote(r) for r in refs]), num_rows, seed, pick)
+
+    @classmethod
+    def from_shards(cls, shards: "Shards", num_rows: int, seed: int, pick: Callable | None = None) -> "BlockFeed":
+        """The rows of a cache entry's Parquet shards, read here and put in the object store one
+        block per shard: the same blocks Ray Data would make, without starting an execution."""
+        import pyarrow.parquet as pq
+        import ray
+        from ray.data.block import BlockAccessor  # also registers Ray's tensor column types
+
+        refs, indices = [], []
+        for f in shards.files:
+            block = BlockAccessor.for_block(pq.read_table(f, filesystem=shards.fs, columns=shards.columns)).to_numpy()
+            indices.append(_block_indices(block))
+            refs.append(ray.put(block))
+        return cls.from_blocks(refs, indices, num_rows, seed, pick)
+
+    @classmethod
+    def from_blocks(cls, refs: list, indices: list[np.ndarray], num_rows: int, seed: int,
+                    pick: Callable | None = None) -> "BlockFeed":
         where = np.full((num_rows, 2), -1, dtype=np.int64)
         for block, idx in enumerate(indices):
             if len(idx) and (idx.min() < 0 or idx.max() >= num_rows):
@@ -209,9 +239,13 @@ def _shuffled(rows: Iterable[dict], size: int, rng: np.random.Generator) -> Iter
         yield buffer[i]
 
 
-def fixed_feed(ds, num_rows: int, nbytes: int, seed: int, pick: Callable | None = None, log=None):
-    """A BlockFeed when the rows fit the object store's share, else a StreamFeed."""
+def fixed_feed(ds, num_rows: int, nbytes: int, seed: int, pick: Callable | None = None, log=None,
+               shards: Shards | None = None):
+    """A BlockFeed when the rows fit the object store's share (read straight from `shards` when the
+    rows are a cache entry's), else a StreamFeed of `ds`."""
     if nbytes <= OBJECT_STORE_LIMIT:
+        if shards is not None:
+            return BlockFeed.from_shards(shards, num_rows, seed, pick)
         return BlockFeed.from_dataset(ds, num_rows, seed, pick)
     if log is not None:
         log(f"{num_rows} fixed rows ({nbytes / 2**30:.1f} GiB) are streamed each epoch in a seeded block order with a "

@@ -129,6 +129,12 @@ class PreparedCache(features.EntryStore):
         features.count_hit(self.path(key), self.fs)
         return ds.select_columns(COLUMNS)
 
+    def shards(self, key: str):
+        """The entry's Parquet files, for reading without Ray Data (`feed.BlockFeed.from_shards`)."""
+        from zsar.data.feed import Shards
+
+        return Shards(features.entry_files(self.path(key), self.fs), self.fs, COLUMNS)
+
     def failures(self, key: str) -> list[dict]:
         """path and error of every failed row of an entry (read without the clips)."""
         import pyarrow.dataset as pads
@@ -157,21 +163,28 @@ def default_root() -> str:
     return str(cache_dir("clips"))
 
 
-def prepared_dataset(cache: PreparedCache, manifest, spec: ClipSpec, *, train: bool, clips: int, seed: int | None,
-                     part: str | None = None, log=print):
-    """The prepared clips of `manifest` when a complete entry with exactly these settings exists,
-    else None (after saying why when an entry for the same part was made otherwise)."""
+def find_prepared(cache: PreparedCache, manifest, spec: ClipSpec, *, clips: int, seed: int | None,
+                  part: str | None = None, log=print) -> str | None:
+    """The key of a complete entry of `manifest`'s clips with exactly these settings, else None
+    (after saying why when an entry for the same part was made otherwise)."""
     key = prepared_key(manifest, spec, clips, seed)
     problem = cache.problem(key, manifest.num_rows)
     if problem is None:
         log(f"prepared clips {key}: {manifest.num_rows} videos{f' ({part})' if part else ''} from {cache.root}")
-        return cache.read(key)
+        return key
     if cache.fs.get_file_info(cache.path(key)).type.name != "NotFound":
         log(f"prepared clips {key}{f' ({part})' if part else ''}: {problem}; not used (zsar prepare rebuilds it)")
     elif part is not None:
         for why in cache.stale(part, key, settings(spec, clips, seed), manifest_digest(manifest)):
             log(f"prepared clips for {part} exist with other settings, not used: {why} (zsar prepare makes a matching entry)")
     return None
+
+
+def prepared_dataset(cache: PreparedCache, manifest, spec: ClipSpec, *, train: bool, clips: int, seed: int | None,
+                     part: str | None = None, log=print):
+    """The prepared clips of `manifest` (`find_prepared`) as a lazy Ray Dataset, or None."""
+    key = find_prepared(cache, manifest, spec, clips=clips, seed=seed, part=part, log=log)
+    return None if key is None else cache.read(key)
 
 
 def prepare_part(cache: PreparedCache, manifest, spec: ClipSpec, data_cfg, *, train: bool, clips: int, seed: int | None,

@@ -56,21 +56,24 @@ def row_bytes(spec) -> int:
     return spec.nbytes if hasattr(spec, "nbytes") else clip_bytes(spec)
 
 
-def prepared_clips(cfg: ExperimentConfig, manifest, spec, part: str | None):
-    """The prepared-clip cache's entry for these rows and settings, as a lazy dataset, or None."""
+def prepared_entry(cfg: ExperimentConfig, manifest, spec, part: str | None):
+    """(cache, key) of the prepared-clip entry for these rows and settings, or None."""
     if not cfg.data.use_prepared or DATASETS.get(cfg.dataset).modality != "video":
         return None
     from zsar.data import prepared
 
     cache = prepared.PreparedCache(cfg.data.prepared_cache or prepared.default_root())
-    return prepared.prepared_dataset(cache, manifest, spec, train=spec.train, clips=cfg.data.prepared_clips, seed=cfg.seed,
-                                     part=part and f"{cfg.dataset}/{cfg.protocol}/{cfg.split}/{part}", log=log)
+    key = prepared.find_prepared(cache, manifest, spec, clips=cfg.data.prepared_clips, seed=cfg.seed,
+                                 part=part and f"{cfg.dataset}/{cfg.protocol}/{cfg.split}/{part}", log=log)
+    return None if key is None else (cache, key)
 
 
 def fixed_clips(cfg: ExperimentConfig, manifest, spec, part: str | None):
     """The fixed clips of `manifest` (no per-epoch draws) as a lazy dataset: prepared, or decoded."""
-    prepared = prepared_clips(cfg, manifest, spec, part)
-    return prepared if prepared is not None else decoder(cfg, spec)(manifest, seed_key=seed_key(cfg.seed, None))
+    entry = prepared_entry(cfg, manifest, spec, part)
+    if entry is not None:
+        return entry[0].read(entry[1])
+    return decoder(cfg, spec)(manifest, seed_key=seed_key(cfg.seed, None))
 
 
 def decoded_feed(cfg: ExperimentConfig, name: str, manifest, spec):
@@ -80,10 +83,12 @@ def decoded_feed(cfg: ExperimentConfig, name: str, manifest, spec):
     from zsar.data.prepared import draws, pick_clip
 
     n = manifest.num_rows
-    prepared = prepared_clips(cfg, manifest, spec, name)
-    if prepared is not None:
+    entry = prepared_entry(cfg, manifest, spec, name)
+    if entry is not None:
+        cache, key = entry
         k = draws(spec, cfg.data.prepared_clips)
-        return fixed_feed(prepared, n, n * k * row_bytes(spec), cfg.seed, pick_clip if spec.train else None, log=log)
+        return fixed_feed(cache.read(key), n, n * k * row_bytes(spec), cfg.seed, pick_clip if spec.train else None,
+                          log=log, shards=cache.shards(key))
     make = decoder(cfg, spec)
     if not spec.train and n * row_bytes(spec) <= OBJECT_STORE_LIMIT:
         return BlockFeed.from_dataset(make(manifest, seed_key=seed_key(cfg.seed, None)), n, cfg.seed)
@@ -101,7 +106,7 @@ def decode_parts(cfg: ExperimentConfig, plan: Plan) -> list[tuple[str, object, b
 def build_feeds(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
     """Feeds by name ("train", "eval/<part>"), and what the feature cache did for each part."""
     from zsar.data import features
-    from zsar.data.feed import fixed_feed
+    from zsar.data.feed import Shards, fixed_feed
 
     method_cls = METHODS.get(cfg.method)
     frozen = method_cls.frozen_inputs(cfg.method_config()) if cfg.data.feature_cache else ()
@@ -119,7 +124,8 @@ def build_feeds(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
                 identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
             ds, use = cached_features(cfg, name, manifest, spec, frozen, identity)
             uses.append((name, use))
-            feeds[name] = fixed_feed(ds, manifest.num_rows, features.entry_bytes(use.path), cfg.seed, log=log)
+            feeds[name] = fixed_feed(ds, manifest.num_rows, features.entry_bytes(use.path), cfg.seed, log=log,
+                                     shards=Shards(features.entry_files(use.path)))
         else:
             feeds[name] = decoded_feed(cfg, name, manifest, spec)
     return feeds, uses

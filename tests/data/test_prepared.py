@@ -9,6 +9,7 @@ import pytest
 
 from zsar.data.order import seed_key
 from zsar.config import DataConfig
+from zsar.data.feed import BlockFeed
 from zsar.data.pipeline import decoded_dataset
 from zsar.data.prepared import PreparedCache, pick_clip, prepare_part, prepared_dataset, prepared_key
 from zsar.data.video import ClipSpec
@@ -68,6 +69,15 @@ def test_prepared_clips_round_trip_exactly_and_failures_are_kept(tmp_path, live_
         for k in ("video", "label", "ok", "short", "error", "path"):
             assert np.array_equal(back[i][k], live[i][k]) if k == "video" else back[i][k] == live[i][k], (i, k)
     assert not _prepare(cache, m, EVAL)["written"]  # complete: not decoded again
+    # a run reads the entry's shards without Ray Data: the same rows, columns and types
+    via_shards = BlockFeed.from_shards(cache.shards(done["key"]), m.num_rows, seed=0)
+    via_ray = BlockFeed.from_dataset(cache.read(done["key"]), m.num_rows, seed=0)
+    for a, b in zip(via_shards.eval_batches(0, 1, 3), via_ray.eval_batches(0, 1, 3), strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+        for row, i in enumerate(a["index"]):
+            assert np.array_equal(a["video"][row], live[int(i)]["video"]) and a["path"][row] == live[int(i)]["path"]
 
 
 def test_a_changed_setting_misses_says_why_and_is_rebuilt(tmp_path, ray_session):
