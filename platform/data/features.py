@@ -97,6 +97,13 @@ def entry_files(path, fs=None) -> list[str]:
     return [f"{path}/{name}" for name in sorted(manifest.get("files", {}))]
 
 
+def read_entry(path):
+    """A feature entry's shards as a lazy Ray Dataset."""
+    import ray.data
+
+    return ray.data.read_parquet(str(path), file_extensions=["parquet"])
+
+
 def check_entry(path, expected_rows: int | None = None, fs=None, checksums: bool = True) -> str | None:
     """None when `path` (on `fs`, local by default) is a complete cache entry; else what is wrong
     with it. checksums=False checks sizes and row counts only (entries of decoded clips are large)."""
@@ -277,10 +284,13 @@ class FeatureCache(EntryStore):
         return self.root / key
 
     def dataset(self, key: str, expected_rows: int, build, what: str, log=print) -> tuple[object, CacheUse]:
-        """The cached features of `key` as a Ray Dataset; `build(tmp_dir) -> clips encoded` writes
-        them on a miss (or when the entry fails its check, which is reported)."""
-        import ray.data
+        """The cached features of `key` (`entry`) as a Ray Dataset."""
+        use = self.entry(key, expected_rows, build, what, log=log)
+        return read_entry(use.path), use
 
+    def entry(self, key: str, expected_rows: int, build, what: str, log=print) -> CacheUse:
+        """The complete entry of `key`; `build(tmp_dir) -> clips encoded` writes it on a miss (or
+        when the entry fails its check, which is reported)."""
         final = self.path(key)
         t0 = time.time()
         hit = final.is_dir() and check_entry(final, expected_rows) is None
@@ -302,5 +312,4 @@ class FeatureCache(EntryStore):
         else:
             count_hit(final)
             log(f"feature cache {key}: hit, {expected_rows} rows ({what})")
-        ds = ray.data.read_parquet(str(final), file_extensions=["parquet"])
-        return ds, CacheUse(key, hit, encoded, time.time() - t0, str(final))
+        return CacheUse(key, hit, encoded, time.time() - t0, str(final))

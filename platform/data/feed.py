@@ -239,15 +239,16 @@ def _shuffled(rows: Iterable[dict], size: int, rng: np.random.Generator) -> Iter
         yield buffer[i]
 
 
-def fixed_feed(ds, num_rows: int, nbytes: int, seed: int, pick: Callable | None = None, log=None,
+def fixed_feed(dataset: Callable, num_rows: int, nbytes: int, seed: int, pick: Callable | None = None, log=None,
                shards: Shards | None = None):
     """A BlockFeed when the rows fit the object store's share (read straight from `shards` when the
-    rows are a cache entry's), else a StreamFeed of `ds`."""
+    rows are a cache entry's), else a StreamFeed. `dataset()` makes the rows' lazy Ray Dataset; it
+    is called only when that is what is read."""
     if nbytes <= OBJECT_STORE_LIMIT:
         if shards is not None:
             return BlockFeed.from_shards(shards, num_rows, seed, pick)
-        return BlockFeed.from_dataset(ds, num_rows, seed, pick)
+        return BlockFeed.from_dataset(dataset(), num_rows, seed, pick)
     if log is not None:
         log(f"{num_rows} fixed rows ({nbytes / 2**30:.1f} GiB) are streamed each epoch in a seeded block order with a "
             "seeded shuffle buffer: deterministic, but not the order live decoding would give")
-    return StreamFeed(ds, num_rows, seed, pick)
+    return StreamFeed(dataset(), num_rows, seed, pick)

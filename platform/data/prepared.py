@@ -126,7 +126,6 @@ class PreparedCache(features.EntryStore):
 
         ordered_execution()
         ds = ray.data.read_parquet(self.path(key), filesystem=self.fs, file_extensions=["parquet"])
-        features.count_hit(self.path(key), self.fs)
         return ds.select_columns(COLUMNS)
 
     def shards(self, key: str):
@@ -171,6 +170,7 @@ def find_prepared(cache: PreparedCache, manifest, spec: ClipSpec, *, clips: int,
     problem = cache.problem(key, manifest.num_rows)
     if problem is None:
         log(f"prepared clips {key}: {manifest.num_rows} videos{f' ({part})' if part else ''} from {cache.root}")
+        features.count_hit(cache.path(key), cache.fs)
         return key
     if cache.fs.get_file_info(cache.path(key)).type.name != "NotFound":
         log(f"prepared clips {key}{f' ({part})' if part else ''}: {problem}; not used (zsar prepare rebuilds it)")

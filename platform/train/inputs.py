@@ -87,8 +87,8 @@ def decoded_feed(cfg: ExperimentConfig, name: str, manifest, spec):
     if entry is not None:
         cache, key = entry
         k = draws(spec, cfg.data.prepared_clips)
-        return fixed_feed(cache.read(key), n, n * k * row_bytes(spec), cfg.seed, pick_clip if spec.train else None,
-                          log=log, shards=cache.shards(key))
+        return fixed_feed(functools.partial(cache.read, key), n, n * k * row_bytes(spec), cfg.seed,
+                          pick_clip if spec.train else None, log=log, shards=cache.shards(key))
     make = decoder(cfg, spec)
     if not spec.train and n * row_bytes(spec) <= OBJECT_STORE_LIMIT:
         return BlockFeed.from_dataset(make(manifest, seed_key=seed_key(cfg.seed, None)), n, cfg.seed)
@@ -122,9 +122,10 @@ def build_feeds(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
                 from zsar.models.backbone import create_backbone
 
                 identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
-            ds, use = cached_features(cfg, name, manifest, spec, frozen, identity)
+            use = cached_features(cfg, name, manifest, spec, frozen, identity)
             uses.append((name, use))
-            feeds[name] = fixed_feed(ds, manifest.num_rows, features.entry_bytes(use.path), cfg.seed, log=log,
+            feeds[name] = fixed_feed(functools.partial(features.read_entry, use.path), manifest.num_rows,
+                                     features.entry_bytes(use.path), cfg.seed, log=log,
                                      shards=Shards(features.entry_files(use.path)))
         else:
             feeds[name] = decoded_feed(cfg, name, manifest, spec)
@@ -132,7 +133,7 @@ def build_feeds(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
 
 
 def cached_features(cfg: ExperimentConfig, part: str, manifest, spec, frozen, identity: str):
-    """The frozen inputs of `manifest`'s clips from the feature cache, encoded on a miss."""
+    """The feature-cache entry (`CacheUse`) of `manifest`'s frozen inputs, encoded on a miss."""
     import ray.data
 
     from zsar.data import features
@@ -156,7 +157,7 @@ def cached_features(cfg: ExperimentConfig, part: str, manifest, spec, frozen, id
         encoded.write_parquet(str(tmp))
         return manifest.num_rows
 
-    return features.FeatureCache(cache_dir("features")).dataset(key, manifest.num_rows, build, what, log=log)
+    return features.FeatureCache(cache_dir("features")).entry(key, manifest.num_rows, build, what, log=log)
 
 
 def spec_key(spec) -> dict:

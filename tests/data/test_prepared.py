@@ -163,6 +163,7 @@ def test_zsar_prepare_then_a_run_reads_the_clips_and_not_after_a_setting_changes
     assert "prepared clips" in capsys.readouterr().err
     got = {int(i): {k: b[k][j] for k in b} for b in feeds["eval/test"].eval_batches(0, 1, 4) for j, i in enumerate(b["index"])}
     assert len(got) == 2 and all(r["ok"] for r in got.values()) and got[0]["video"].shape[-4:] == (2, 16, 16, 3)
+    assert [e["hits"] for e in PreparedCache(f"file://{cache}").entries()] == [1]  # the run's read is counted once
 
     changed = cfg.__class__(**{**cfg.__dict__, "data": dataclasses.replace(cfg.data, num_frames=3)})
     build_feeds(changed, plan)
