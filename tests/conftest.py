@@ -131,24 +131,6 @@ def repro_config(root, name: str, **over):
     return resolve(method="vificlip", dataset="demo", protocol="base2novel", overrides=deep_merge(base, over))
 
 
-@pytest.fixture(scope="session")
-def worker_runs(small_demo_root, session_home, empty_store, ray_session, tmp_path_factory) -> dict:
-    """The same 2-epoch training over 1 and 2 Ray Train workers (same global batch), shared by the
-    tests of DDP equality and of the global batch split: {1: RunResult, 2: RunResult}."""
-    from zsar.train.runner import run
-
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = fresh_store(empty_store, tmp_path_factory.mktemp("worker_runs"))
-    try:
-        return {n: run(repro_config(small_demo_root, f"workers-{n}", resources={"workers": n}, optim={"epochs": 2}))
-                for n in (1, 2)}
-    finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = before
-
-
 @pytest.fixture
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -16,11 +16,14 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
+from zsar.data.sources.demo import TRAIN_SHOTS
 from zsar.train import checkpoint as ckpt
 from zsar.train.runner import run
 from conftest import cli_env, fresh_store, repro_config, run_cli, zsar_command
 
 pytestmark = pytest.mark.integration
+
+SMALL_TRAIN_PER_CLASS = 6  # conftest's small_demo_root
 
 
 def _cfg(root, name, **over):
@@ -52,6 +55,22 @@ def reference(small_demo_root, session_home, empty_store, ray_session, tmp_path_
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(scope="module")
+def worker_runs(small_demo_root, session_home, empty_store, ray_session, tmp_path_factory) -> dict:
+    """The same 2-epoch training over 1 and 2 Ray Train workers (same global batch), shared by the
+    tests of the loss curve and of the global batch split: {1: RunResult, 2: RunResult}."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = fresh_store(empty_store, tmp_path_factory.mktemp("worker_runs"))
+    try:
+        return {n: run(repro_config(small_demo_root, f"workers-{n}", resources={"workers": n}, optim={"epochs": 2}))
+                for n in (1, 2)}
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def test_decode_tasks_and_machine_load_do_not_change_the_numbers(reference, small_demo_root, busy_cores, figures):
@@ -118,3 +137,12 @@ def test_one_and_two_workers_follow_the_same_loss_curve(worker_runs, figures):
     figures["repro/1_vs_2_workers_loss_max_rel_diff"] = max(abs(curve(two)[e] / loss - 1) for e, loss in curve(one).items())
     for epoch, loss in curve(one).items():
         assert curve(two)[epoch] == pytest.approx(loss, rel=1e-4), epoch
+
+
+def test_global_batch_size_is_split_across_workers(small_demo_root, worker_runs):
+    """optim.batch_size is the global batch: 1 worker takes 8 clips a step, 2 workers 4 each."""
+    train_rows = 8 * min(SMALL_TRAIN_PER_CLASS, TRAIN_SHOTS)
+    for workers, result in worker_runs.items():
+        assert result.metrics["train/samples_per_step"] == 8.0, workers
+        assert result.metrics["train/samples"] == (train_rows // 8) * 8, workers  # full batches only, every epoch's
+        assert result.metrics["train/steps"] == train_rows // 8, workers  # per worker: each takes every step
