@@ -90,9 +90,10 @@ def test_default_store_keeps_artifacts_in_zsar_home_not_the_current_folder(small
     cwd = tmp_path / "somewhere"
     cwd.mkdir()
     env = {k: v for k, v in cli_env({"ZSAR_HOME": str(home)}).items() if k != "MLFLOW_TRACKING_URI"}
+    # in the driver (--workers 0): every file the run writes is written from the process run in `cwd`
     proc = subprocess.run(zsar_command("train", "--method", "vificlip", "--dataset", "demo", "--root", str(small_demo_root),
-                                       "--protocol", "base2novel", "--set", "optim.epochs=1", "optim.batch_size=8",
-                                       "data.num_frames=2", "tracking.experiment=states"),
+                                       "--protocol", "base2novel", "--workers", "0", "--set", "optim.epochs=1",
+                                       "optim.batch_size=8", "data.num_frames=2", "tracking.experiment=states"),
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list(cwd.iterdir()) == []  # no mlruns/ (nor anything else) in the current folder
