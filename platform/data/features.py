@@ -283,11 +283,6 @@ class FeatureCache(EntryStore):
     def path(self, key: str) -> Path:
         return self.root / key
 
-    def dataset(self, key: str, expected_rows: int, build, what: str, log=print) -> tuple[object, CacheUse]:
-        """The cached features of `key` (`entry`) as a Ray Dataset."""
-        use = self.entry(key, expected_rows, build, what, log=log)
-        return read_entry(use.path), use
-
     def entry(self, key: str, expected_rows: int, build, what: str, log=print) -> CacheUse:
         """The complete entry of `key`; `build(tmp_dir) -> clips encoded` writes it on a miss (or
         when the entry fails its check, which is reported)."""

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from zsar.data.features import FeatureCache, FrozenInput, check_entry, feature_key
+from zsar.data.features import FeatureCache, FrozenInput, check_entry, entry_files, feature_key
 
 FRAMES = FrozenInput("frame_features", "visual.encode_image of every frame")
 SPEC = {"num_frames": 8, "sampler": "segment", "views": 1, "crops": 1, "size": 32}
@@ -42,7 +42,12 @@ def _write_features(folder, rows=6, files=2):
     return rows
 
 
-def test_a_truncated_or_missing_shard_fails_the_check(tmp_path, ray_session):
+def _indices(use) -> list[int]:
+    """The rows of an entry as a run reads them: its listed shards, straight from Parquet."""
+    return sorted(i for f in entry_files(use.path) for i in pq.read_table(f, columns=["index"])["index"].to_pylist())
+
+
+def test_a_truncated_or_missing_shard_fails_the_check(tmp_path):
     cache = FeatureCache(tmp_path / "features")
     builds = []
 
@@ -50,29 +55,29 @@ def test_a_truncated_or_missing_shard_fails_the_check(tmp_path, ray_session):
         builds.append(tmp)
         return _write_features(tmp)
 
-    ds, use = cache.dataset("k1", 6, build, "test rows", log=lambda m: None)
-    assert not use.hit and use.encoded == 6 and ds.count() == 6 and len(builds) == 1
+    use = cache.entry("k1", 6, build, "test rows", log=lambda m: None)
+    assert not use.hit and use.encoded == 6 and _indices(use) == list(range(6)) and len(builds) == 1
     entry = cache.path("k1")
-    assert check_entry(entry, 6) is None
+    assert use.path == str(entry) and check_entry(entry, 6) is None
     assert "rows" in check_entry(entry, 7)  # a manifest that no longer matches the part
 
-    ds, use = cache.dataset("k1", 6, build, "test rows", log=lambda m: None)
-    assert use.hit and len(builds) == 1 and sorted(r["index"] for r in ds.take_all()) == list(range(6))
+    use = cache.entry("k1", 6, build, "test rows", log=lambda m: None)
+    assert use.hit and use.encoded == 0 and len(builds) == 1 and _indices(use) == list(range(6))
     assert cache.entries()[0]["hits"] == 1
 
     shard = sorted(entry.glob("*.parquet"))[0]
     shard.write_bytes(shard.read_bytes()[:-40])  # truncated
     assert "checksum" in check_entry(entry, 6)
     messages = []
-    ds, use = cache.dataset("k1", 6, build, "test rows", log=messages.append)
-    assert not use.hit and len(builds) == 2 and ds.count() == 6
+    use = cache.entry("k1", 6, build, "test rows", log=messages.append)
+    assert not use.hit and len(builds) == 2 and _indices(use) == list(range(6))
     assert any("rebuilding" in m for m in messages) and check_entry(entry, 6) is None
 
     sorted(entry.glob("*.parquet"))[1].unlink()
     assert "missing" in check_entry(entry, 6)
 
 
-def test_a_partial_write_is_never_published(tmp_path, ray_session):
+def test_a_partial_write_is_never_published(tmp_path):
     cache = FeatureCache(tmp_path / "features")
 
     def failing_build(tmp):
@@ -80,7 +85,7 @@ def test_a_partial_write_is_never_published(tmp_path, ray_session):
         raise RuntimeError("the producer died")
 
     with pytest.raises(RuntimeError, match="producer died"):
-        cache.dataset("k2", 6, failing_build, "test rows", log=lambda m: None)
+        cache.entry("k2", 6, failing_build, "test rows", log=lambda m: None)
     assert not cache.path("k2").exists() and list((tmp_path / "features").iterdir()) == []
 
 
