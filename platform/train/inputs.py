@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import shutil
 
 from zsar.config import ExperimentConfig
 from zsar.data.dataset import Plan
@@ -68,9 +69,14 @@ def prepared_entry(cfg: ExperimentConfig, manifest, spec, part: str | None):
     return None if key is None else (cache, key)
 
 
-def fixed_clips(cfg: ExperimentConfig, manifest, spec, part: str | None):
-    """The fixed clips of `manifest` (no per-epoch draws) as a lazy dataset: prepared, or decoded."""
-    entry = prepared_entry(cfg, manifest, spec, part)
+LOOK_UP = object()  # `fixed_clips`: the part's prepared clips are not looked up yet
+
+
+def fixed_clips(cfg: ExperimentConfig, manifest, spec, part: str | None, entry=LOOK_UP):
+    """The fixed clips of `manifest` (no per-epoch draws) as a lazy dataset: prepared (`entry`, as
+    `prepared_entry` found it), or decoded."""
+    if entry is LOOK_UP:
+        entry = prepared_entry(cfg, manifest, spec, part)
     if entry is not None:
         return entry[0].read(entry[1])
     return decoder(cfg, spec)(manifest, seed_key=seed_key(cfg.seed, None))
@@ -110,54 +116,74 @@ def build_feeds(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
 
     method_cls = METHODS.get(cfg.method)
     frozen = method_cls.frozen_inputs(cfg.method_config()) if cfg.data.feature_cache else ()
-    feeds, uses = {}, []
-    identity = None
+    feeds, cached = {}, []
     for name, manifest, train in decode_parts(cfg, plan):
         spec = part_spec(cfg, train)
         if frozen and spec.train:
             log(f"feature cache bypassed for {name}: data.augment draws new training clips every epoch "
                 "(data.augment=false makes them cacheable)")
         if frozen and not spec.train:
-            if identity is None:  # the weights' fingerprint is part of the key
-                from zsar.models.backbone import create_backbone
-
-                identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
-            use = cached_features(cfg, name, manifest, spec, frozen, identity)
-            uses.append((name, use))
-            feeds[name] = fixed_feed(functools.partial(features.read_entry, use.path), manifest.num_rows,
-                                     features.entry_bytes(use.path), cfg.seed, log=log,
-                                     shards=Shards(features.entry_files(use.path)))
+            cached.append((name, manifest, spec))
+            feeds[name] = None  # filled below, in the parts' order
         else:
             feeds[name] = decoded_feed(cfg, name, manifest, spec)
+    uses = []
+    if cached:
+        from zsar.models.backbone import create_backbone
+
+        # the weights' fingerprint is part of the key
+        identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
+        uses = cached_features(cfg, cached, frozen, identity)
+        rows = {name: manifest.num_rows for name, manifest, _ in cached}
+        for name, use in uses:
+            feeds[name] = fixed_feed(functools.partial(features.read_entry, use.path), rows[name],
+                                     features.entry_bytes(use.path), cfg.seed, log=log,
+                                     shards=Shards(features.entry_files(use.path)))
     return feeds, uses
 
 
-def cached_features(cfg: ExperimentConfig, part: str, manifest, spec, frozen, identity: str):
-    """The feature-cache entry (`CacheUse`) of `manifest`'s frozen inputs, encoded on a miss."""
-    import ray.data
+def cached_features(cfg: ExperimentConfig, parts: list[tuple], frozen, identity: str) -> list[tuple[str, object]]:
+    """(name, `CacheUse`) of the frozen inputs of each (name, manifest, spec) part, encoded on a
+    miss: the missed parts decoded live share one pass (`encode.encode_together`)."""
+    import uuid
 
     from zsar.data import features
+    from zsar.train import encode
 
-    key = features.feature_key(identity, frozen, manifest, spec_key(spec))
-    what = (f"{', '.join(f.name for f in frozen)} of {cfg.backbone.name} for {cfg.method}: {cfg.dataset} "
-            f"{cfg.protocol}/{cfg.split} {part}, {manifest.num_rows} videos")
-    gpu = cfg.resources.gpu and ray.cluster_resources().get("GPU", 0) >= 1
+    cache = features.FeatureCache(cache_dir("features"))
+    keyed = [encode.FrozenPart(name, m, spec, features.feature_key(identity, frozen, m, spec_key(spec)))
+             for name, m, spec in parts]
+    missing = [p for p in keyed if not cache.path(p.key).is_dir()]
+    prepared = {p.name: prepared_entry(cfg, p.manifest, p.spec, p.name) for p in missing}
+    together = [p for p in missing if prepared[p.name] is None]
+    if len({p.manifest.schema for p in together}) != 1 or len({repr(p.spec) for p in together}) != 1:
+        together = []
+    staging = cache.root / f".tmp-parts-{uuid.uuid4().hex[:8]}"
+    staged, pass_seconds = ({}, 0.0) if len(together) < 2 else encode.encode_together(
+        cfg, together, frozen, staging, decoder(cfg, together[0].spec))
+    try:
+        uses = []
+        for p in keyed:
+            what = (f"{', '.join(f.name for f in frozen)} of {cfg.backbone.name} for {cfg.method}: {cfg.dataset} "
+                    f"{cfg.protocol}/{cfg.split} {p.name}, {p.manifest.num_rows} videos")
+            if p.name in staged:
+                build = functools.partial(encode.move_staged, staged[p.name], p.manifest.num_rows)
+            else:
+                build = functools.partial(_encode_part, cfg, p, frozen, prepared.get(p.name, LOOK_UP))
+            use = cache.entry(p.key, p.manifest.num_rows, build, what, log=log)
+            if p.name in staged and use.encoded and pass_seconds:  # the shared pass's time, counted once
+                use, pass_seconds = dataclasses.replace(use, seconds=use.seconds + pass_seconds), 0.0
+            uses.append((p.name, use))
+        return uses
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
-    def build(tmp) -> int:
-        encoded = fixed_clips(cfg, manifest, spec, part).map_batches(
-            features.FeatureProducer,
-            fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "names": [f.name for f in frozen],
-                                   "device": "cuda" if gpu else "cpu"},
-            batch_size=cfg.optim.eval_batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=cfg.data.feature_actors),
-            num_gpus=1 if gpu else 0,
-            num_cpus=1,
-        )
-        encoded.write_parquet(str(tmp))
-        return manifest.num_rows
 
-    return features.FeatureCache(cache_dir("features")).entry(key, manifest.num_rows, build, what, log=log)
+def _encode_part(cfg: ExperimentConfig, part, frozen, prepared, tmp) -> int:
+    from zsar.train.encode import encode
+
+    encode(cfg, fixed_clips(cfg, part.manifest, part.spec, part.name, entry=prepared), frozen, tmp)
+    return part.manifest.num_rows
 
 
 def spec_key(spec) -> dict:

@@ -24,14 +24,17 @@ def _run(root, name, **data):
     return result, MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics
 
 
-def test_a_warm_run_reads_features_only_and_scores_as_without_the_cache(small_demo_root, zsar_home, ray_session, tmp_path):
+def test_a_warm_run_reads_features_only_and_scores_as_without_the_cache(small_demo_root, zsar_home, ray_session, tmp_path,
+                                                                       capsys):
     root = tmp_path / "demo"
     shutil.copytree(small_demo_root, root)
 
     _, plain = _run(root, "no-cache", feature_cache=False)
     assert not any(k.startswith("features/") for k in plain)
 
+    capsys.readouterr()
     cold_result, cold = _run(root, "cold")
+    assert "2 parts (eval/base, eval/novel) encoded in one pass" in capsys.readouterr().err  # one actor pool
     assert cold["features/eval/base/hit"] == 0 and cold["features/eval/base/encoded"] == cold["base_count"] > 0
     assert cold["features/eval/novel/encoded"] == cold["novel_count"] > 0
     assert {k: cold[k] for k in SHOWN} == {k: plain[k] for k in SHOWN}
@@ -57,12 +60,15 @@ def test_cached_features_equal_the_method_computing_them_inline(small_demo_root,
     import ray.data
     import torch
 
-    from zsar.data.features import FeatureCache
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from zsar.data.features import FeatureCache, entry_files
     from zsar.data.pipeline import clip_spec
     from zsar.data.video import load_clip
     from zsar.home import cache_dir
     from zsar.models.backbone import create_backbone
-    from zsar.registry import METHODS
+    from zsar.registry import DATASETS, METHODS
 
     _run(small_demo_root, "fill")
     cfg = resolve(method="frozen_clip", dataset="demo", protocol="base2novel", overrides={"root": str(small_demo_root)})
@@ -70,6 +76,17 @@ def test_cached_features_equal_the_method_computing_them_inline(small_demo_root,
             for r in ray.data.read_parquet(str(cache_dir("features") / e["key"])).take(3)
             if r["path"].startswith(str(small_demo_root) + "/")]
     assert rows
+    # each entry's rows keep their own part's manifest indices (the parts were encoded in one pass)
+    demo = DATASETS.get("demo")
+    evals = demo(str(small_demo_root)).plan("base2novel", demo.check_protocol("base2novel", cfg.split)).evals
+    by_part = {frozenset(part.manifest["path"].to_pylist()): part.manifest["path"].to_pylist() for part in evals}
+    for e in FeatureCache(cache_dir("features")).entries():
+        got = pa.concat_tables([pq.read_table(f, columns=["index", "path"])
+                                for f in entry_files(cache_dir("features") / e["key"])]).to_pylist()
+        if got and got[0]["path"].startswith(str(small_demo_root) + "/"):
+            paths = by_part[frozenset(r["path"] for r in got)]
+            assert sorted(r["index"] for r in got) == list(range(len(paths)))
+            assert all(paths[r["index"]] == r["path"] for r in got)
     method = METHODS.get("frozen_clip")(cfg.method_config(), create_backbone(cfg.backbone), cfg).eval()
     spec = clip_spec(cfg.data, 32, train=False)
     for row in rows:
