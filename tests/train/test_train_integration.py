@@ -66,11 +66,18 @@ def test_metrics_over_two_workers_equal_one_worker(small_demo_root, zsar_home, r
     assert one.metrics["base_count"] == 8 * SMALL["test_per_class"]  # every evaluation video once, none dropped or repeated
 
 
+# 8 epochs, batch 16 on the full demo: base top-1 33.3, 45.8, 42.7 for seeds 0, 1, 2 (chance 12.5; 15
+# epochs: 57.3 and 69.8 for seeds 0 and 1). The threshold is the lowest seed's figure minus half the
+# spread, 33.3 - (45.8 - 33.3) / 2 = 27.05, above twice chance.
+VIFI_SEED_FIGURES = (33.3, 45.8, 42.7)
+VIFI_THRESHOLD = min(VIFI_SEED_FIGURES) - (max(VIFI_SEED_FIGURES) - min(VIFI_SEED_FIGURES)) / 2
+
+
 @pytest.mark.slow
 def test_vificlip_learns_base_classes(demo_root, zsar_home, ray_session):
-    result = run(_cfg(optim={"epochs": 15, "eval_every": 15, "batch_size": 16}, run={"name": "vifi"}))
-    chance = 100 / 8
-    assert result.metrics["base_top1"] >= 3 * chance, result.metrics
+    result = run(_cfg(optim={"epochs": 8, "eval_every": 8, "batch_size": 16}, run={"name": "vifi"}))
+    assert VIFI_THRESHOLD > 2 * 100 / 8
+    assert result.metrics["base_top1"] >= VIFI_THRESHOLD, result.metrics
 
 
 def test_interrupted_run_resumes_from_its_checkpoint_in_one_mlflow_run(small_demo_root, zsar_home, ray_session, tmp_path):
