@@ -32,6 +32,12 @@ class FrozenPart:
     key: str
 
 
+def indexed(manifest: pa.Table) -> bool:
+    """Whether the rows' `index` is 0..n-1 (what `encode_together` shifts and shifts back)."""
+    index = manifest["index"].to_numpy()
+    return bool(np.array_equal(np.sort(index), np.arange(manifest.num_rows)))
+
+
 def move_staged(folder: Path, rows: int, tmp) -> int:
     """A feature-cache build (`FeatureCache.entry`) for a part `encode_together` wrote."""
     shutil.move(str(folder), str(tmp))
@@ -62,33 +68,42 @@ def encode(cfg: ExperimentConfig, clips, frozen, out) -> None:
 def encode_together(cfg: ExperimentConfig, parts: list[FrozenPart], frozen, staging: Path, decode) -> tuple[dict, float]:
     """Encode `parts` in one pass into `staging`: ({part name: folder of its shards}, seconds).
     `decode(manifest, seed_key=...)`: their clips as a lazy dataset (`inputs.decoder`)."""
-    import pyarrow.parquet as pq
-
     t0 = time.time()
     offsets = np.cumsum([0] + [p.manifest.num_rows for p in parts])
     stacked = []
     for p, start in zip(parts, offsets):
+        assert indexed(p.manifest), p.name
         index = p.manifest["index"].to_numpy()
-        if not np.array_equal(np.sort(index), np.arange(p.manifest.num_rows)):
-            raise ValueError(f"part {p.name}: manifest indices are not 0..{p.manifest.num_rows - 1}")
         stacked.append(p.manifest.set_column(p.manifest.schema.get_field_index("index"), "index",
                                              pa.array(index + start, pa.int64())))
     clips = decode(pa.concat_tables(stacked), seed_key=seed_key(cfg.seed, None))
     encode(cfg, clips, frozen, staging / "all")
-    folders = {p.name: staging / str(i) for i, p in enumerate(parts)}
-    for folder in folders.values():
+    folders = split_shards(staging / "all", [p.manifest.num_rows for p in parts], staging)
+    folders = {p.name: folder for p, folder in zip(parts, folders)}
+    seconds = time.time() - t0
+    log(f"feature cache: {int(offsets[-1])} clips of {len(parts)} parts ({', '.join(p.name for p in parts)}) "
+        f"encoded in one pass ({seconds:.1f}s)")
+    return folders, seconds
+
+
+def split_shards(stacked: Path, sizes: list[int], out: Path) -> list[Path]:
+    """The shards in `stacked`, whose rows' `index` runs over parts of `sizes` rows one after the
+    other, split into one folder per part (`out/<i>`, shard names kept) with the part's own
+    indices 0..size-1."""
+    import pyarrow.parquet as pq
+
+    offsets = np.cumsum([0, *sizes])
+    folders = [out / str(i) for i in range(len(sizes))]
+    for folder in folders:
         folder.mkdir(parents=True)
-    for shard in sorted((staging / "all").glob("*.parquet")):
+    for shard in sorted(stacked.glob("*.parquet")):
         table = pq.read_table(shard)
         index = table["index"].to_numpy()
-        for p, lo, hi in zip(parts, offsets[:-1], offsets[1:]):
+        for folder, lo, hi in zip(folders, offsets[:-1], offsets[1:]):
             rows = (index >= lo) & (index < hi)
             if rows.any():
                 own = table.filter(pa.array(rows))
                 own = own.set_column(own.schema.get_field_index("index"), "index",
                                      pa.array(index[rows] - lo, table.schema.field("index").type))
-                pq.write_table(own, folders[p.name] / shard.name)
-    seconds = time.time() - t0
-    log(f"feature cache: {int(offsets[-1])} clips of {len(parts)} parts ({', '.join(p.name for p in parts)}) "
-        f"encoded in one pass ({seconds:.1f}s)")
-    return folders, seconds
+                pq.write_table(own, folder / shard.name)
+    return folders

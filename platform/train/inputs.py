@@ -155,13 +155,13 @@ def cached_features(cfg: ExperimentConfig, parts: list[tuple], frozen, identity:
              for name, m, spec in parts]
     missing = [p for p in keyed if not cache.path(p.key).is_dir()]
     prepared = {p.name: prepared_entry(cfg, p.manifest, p.spec, p.name) for p in missing}
-    together = [p for p in missing if prepared[p.name] is None]
+    together = [p for p in missing if prepared[p.name] is None and encode.indexed(p.manifest)]
     if len({p.manifest.schema for p in together}) != 1 or len({repr(p.spec) for p in together}) != 1:
         together = []
     staging = cache.root / f".tmp-parts-{uuid.uuid4().hex[:8]}"
-    staged, pass_seconds = ({}, 0.0) if len(together) < 2 else encode.encode_together(
-        cfg, together, frozen, staging, decoder(cfg, together[0].spec))
     try:
+        staged, pass_seconds = ({}, 0.0) if len(together) < 2 else encode.encode_together(
+            cfg, together, frozen, staging, decoder(cfg, together[0].spec))
         uses = []
         for p in keyed:
             what = (f"{', '.join(f.name for f in frozen)} of {cfg.backbone.name} for {cfg.method}: {cfg.dataset} "
