@@ -11,7 +11,7 @@ import pytest
 from zsar.data.frames import PACKET_COST, SEEK_COST, choose_read, frame_names, keyframe_positions, read_costs
 from zsar.data.remux import repeat_remux
 from zsar.data.video import ClipSpec, count_frames, read_clip
-from conftest import REAL_CLIPS
+from conftest import REAL_CLIPS, real_clip_params
 
 DENSE = ClipSpec(num_frames=8, sampler="dense", stride=16, size=32)  # FROSTER / SC-CLIP 8x16, centre view
 SEGMENT = ClipSpec(num_frames=8, sampler="segment", size=32)
@@ -32,7 +32,7 @@ def _costs(path, indices):
 
 
 @pytest.mark.parametrize("spec", [DENSE, SEGMENT], ids=["dense", "segment"])
-@pytest.mark.parametrize("path", REAL_CLIPS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", real_clip_params())
 def test_short_clips_are_read_from_the_start(path, spec):
     clip = read_clip(str(path), spec)
     assert clip.read == "sequential"

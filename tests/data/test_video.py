@@ -12,7 +12,7 @@ from zsar.data.remux import repeat_remux
 from zsar.data.video import (ClipSpec, SeekError, count_frames, decode_frames, frame_names, load_clip, read_clip_frames,
                              sample_indices, seek_frames)
 from zsar.data.views import crop_positions, make_views, rgb_frame
-from conftest import REAL_CLIPS
+from conftest import REAL_CLIPS, real_clip_params
 
 SAMPLERS = {
     "segment": ClipSpec(num_frames=8, sampler="segment", views=3, crops=3, size=32),
@@ -73,7 +73,7 @@ def test_three_crops_span_the_long_side():
     assert crop_positions(64, 32, 32, 1) == [(16, 0)]
 
 
-@pytest.mark.parametrize("path", REAL_CLIPS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", real_clip_params())
 def test_decode_and_stop_returns_the_frames_at_the_indices(path):
     with av.open(str(path)) as c:
         total = count_frames(c)
@@ -140,7 +140,7 @@ def test_a_cut_avi_still_decodes_and_is_flagged_truncated(tmp_path):
 
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
-@pytest.mark.parametrize("path", REAL_CLIPS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", real_clip_params())
 def test_seek_and_sequential_give_the_frames_the_sampler_names(path, sampler):
     spec = SAMPLERS[sampler]
     want = expected_clip(all_frames(path, spec.resize_to), spec)
