@@ -69,7 +69,8 @@ def encode_together(cfg: ExperimentConfig, parts: list[FrozenPart], frozen, stag
     """Encode `parts` in one pass into `staging`: ({part name: folder of its shards}, seconds).
     `decode(manifest, seed_key=...)`: their clips as a lazy dataset (`inputs.decoder`)."""
     t0 = time.time()
-    offsets = np.cumsum([0] + [p.manifest.num_rows for p in parts])
+    sizes = [p.manifest.num_rows for p in parts]
+    offsets = np.cumsum([0, *sizes])
     stacked = []
     for p, start in zip(parts, offsets):
         assert indexed(p.manifest), p.name
@@ -78,7 +79,7 @@ def encode_together(cfg: ExperimentConfig, parts: list[FrozenPart], frozen, stag
                                              pa.array(index + start, pa.int64())))
     clips = decode(pa.concat_tables(stacked), seed_key=seed_key(cfg.seed, None))
     encode(cfg, clips, frozen, staging / "all")
-    folders = split_shards(staging / "all", [p.manifest.num_rows for p in parts], staging)
+    folders = split_shards(staging / "all", sizes, staging)
     folders = {p.name: folder for p, folder in zip(parts, folders)}
     seconds = time.time() - t0
     log(f"feature cache: {int(offsets[-1])} clips of {len(parts)} parts ({', '.join(p.name for p in parts)}) "

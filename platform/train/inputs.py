@@ -134,9 +134,8 @@ def build_feeds(cfg: ExperimentConfig, plan: Plan) -> tuple[dict, list]:
         # the weights' fingerprint is part of the key
         identity = create_backbone(cfg.backbone, towers=method_cls.backbone_towers(cfg.method_config())).identity
         uses = cached_features(cfg, cached, frozen, identity)
-        rows = {name: manifest.num_rows for name, manifest, _ in cached}
-        for name, use in uses:
-            feeds[name] = fixed_feed(functools.partial(features.read_entry, use.path), rows[name],
+        for (name, manifest, _), (_, use) in zip(cached, uses, strict=True):
+            feeds[name] = fixed_feed(functools.partial(features.read_entry, use.path), manifest.num_rows,
                                      features.entry_bytes(use.path), cfg.seed, log=log,
                                      shards=Shards(features.entry_files(use.path)))
     return feeds, uses

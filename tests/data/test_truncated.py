@@ -12,7 +12,7 @@ import pytest
 from zsar.data.order import seed_key
 from zsar.data.pipeline import decode_batch
 from zsar.data.video import ClipSpec, count_frames, read_clip
-from conftest import REAL_CLIPS
+from conftest import REAL_CLIPS, heavy_clip
 from test_video import expected_clip
 from zsar.data.views import rgb_frame
 
@@ -79,7 +79,7 @@ def readable(copies):
 # A 60% cut, like a 30% one, ends before each MP4's second keyframe (past 2/3 of its frames): the
 # fast tier keeps 30% and 90% (which seeks past one), the full run all three. The 1080p H.264 AVI's
 # cases are slow (~5x the others to decode); the fast tier keeps the MPEG-4 AVI.
-CUTS = [pytest.param(f, clip, id=f"{f}-{clip.name}", marks=[pytest.mark.slow] if f == 0.6 or clip.name.startswith("ntu") else [])
+CUTS = [pytest.param(f, clip, id=f"{f}-{clip.name}", marks=[pytest.mark.slow] if f == 0.6 or heavy_clip(clip) else [])
         for f in FRACTIONS for clip in REAL_CLIPS]
 
 

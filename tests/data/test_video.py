@@ -169,8 +169,7 @@ def counted(path) -> np.ndarray:
 def long_clips(avi_only: bool = False) -> list:
     """The real clips as parameters; the 1080p H.264 AVI's cases are slow: 30 s of it take ~10 s
     to decode and seek on two cores (the MPEG-4 AVI covers the packet order in the fast tier)."""
-    return [pytest.param(p, id=p.name, marks=[pytest.mark.slow] if p.name.startswith("ntu") else [])
-            for p in REAL_CLIPS if p.suffix == ".avi" or not avi_only]
+    return [param for param in real_clip_params() if param.values[0].suffix == ".avi" or not avi_only]
 
 
 @pytest.fixture(scope="module")
