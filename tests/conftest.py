@@ -93,11 +93,12 @@ def demo_root(session_home) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_demo_root(tmp_path_factory) -> Path:
-    """A small rendering of the demo dataset (fast to make) for data-property tests."""
-    from zsar.data.synth import synthesize
+def small_demo_root(session_home) -> Path:
+    """The small rendering of the demo dataset (6 training and 3 test videos per class), where
+    `zsar demo --quick` finds it (rendered once a session)."""
+    from zsar.data.sources.demo import ensure_demo
 
-    return synthesize(tmp_path_factory.mktemp("small_demo") / "demo", seed=0, train_per_class=6, test_per_class=3)
+    return ensure_demo(quiet=True, small=True)
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,15 @@ def stop_group(proc: subprocess.Popen, timeout: float = 10) -> None:
         pass
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process's group at once and reap the process."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
 def start_mlflow(folder: Path) -> tuple[str, subprocess.Popen]:
     """Start `mlflow server` on a free port (not waiting for it: see `wait_mlflow`)."""
     port = free_ports(1)[0]

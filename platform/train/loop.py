@@ -50,6 +50,7 @@ from zsar.train.reporter import Reporter
 __all__ = ["LoopData", "PartInfo", "PlanInfo", "WorkerContext", "run_loop", "plan_info"]
 
 SCORE = "checkpoint_score"  # reported every epoch: the primary metric where evaluated, else -1
+HOLD = "ZSAR_HOLD_AFTER_EPOCH_1"  # fault injection for the cluster test: see `hold_after_report`
 
 
 @dataclass
@@ -284,6 +285,18 @@ def checkpoint_and_report(run: Run, reporter: Reporter, metrics: dict, results: 
     reporter.report(metrics, ckpt_dir)
 
 
+def hold_after_report(epoch: int, limit_s: float = 600.0) -> None:
+    """With ZSAR_HOLD_AFTER_EPOCH_1=<file> in the environment, every worker waits after reporting
+    epoch 1 while <file> exists (at most `limit_s`): a test kills a worker at that known point of a
+    run instead of racing the next epoch. Unset (always, outside tests) it does nothing."""
+    flag = os.environ.get(HOLD)
+    if not flag or epoch != 1:
+        return
+    deadline = time.monotonic() + limit_s
+    while Path(flag).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter, ctx: WorkerContext,
              resume_from: str | None = None) -> dict:
     # Ray hands batches over zero-copy (read-only); the loop only reads them
@@ -316,6 +329,7 @@ def run_loop(cfg_dict: dict, info: PlanInfo, data: LoopData, reporter: Reporter,
         metrics["time/eval_s"] = time.time() - t0 - t_train
         metrics[SCORE] = float(metrics.get(info.primary_metric, -1.0))
         checkpoint_and_report(run, reporter, metrics, results, failures, metrics["epoch"], ctx)
+        hold_after_report(metrics["epoch"])
         metrics["time/epoch_s"] = time.time() - t0
         log(f"epoch {metrics['epoch']} took {metrics['time/epoch_s']:.1f}s (train {t_train:.1f}s, eval "
             f"{metrics['time/eval_s']:.1f}s, checkpoint+report {metrics['time/epoch_s'] - t_train - metrics['time/eval_s']:.1f}s)", ctx)

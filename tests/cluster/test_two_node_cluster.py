@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from conftest import REPO, run_cli
 from local_cluster import start_cluster
 from local_processes import start_mlflow, stop_group, wait_mlflow
+from zsar.train.loop import HOLD
 from zsar.train.workers import attempts, read_records
 from zsar.train import checkpoint as ckpt
 
@@ -53,15 +54,15 @@ def _env(cluster, mlflow_url) -> dict:
     return {"MLFLOW_TRACKING_URI": mlflow_url, "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"]}
 
 
-EPOCHS = ("optim.epochs=2", "resources.placement=STRICT_SPREAD")  # on the full demo: a long enough epoch to kill a worker in
+EPOCHS = ("optim.epochs=2", "resources.placement=STRICT_SPREAD")
 
 
 @pytest.fixture(scope="module")
-def two_node_run(services, demo_root):
+def two_node_run(services, small_demo_root):
     """The uninterrupted 2-epoch run over both nodes (the killed run's twin)."""
     cluster, url, folder = services
     out = run_cli("submit", "--address", cluster.dashboard, "--env", "ZSAR_HOME", "--",
-                  *_train_args("two-nodes", demo_root, folder / "runs", *EPOCHS), env=_env(cluster, url), timeout=900)
+                  *_train_args("two-nodes", small_demo_root, folder / "runs", *EPOCHS), env=_env(cluster, url), timeout=900)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:] + cluster.log_tail()
     return out.stdout.strip().splitlines()[-1]
 
@@ -106,12 +107,15 @@ def test_unauthenticated_submit_is_refused(services, zsar_home, tmp_path):
     assert out.returncode != 0 and ("401" in said or "uthentication" in said), said
 
 
-def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, two_node_run, demo_root, zsar_home):
+def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, two_node_run, small_demo_root, zsar_home):
     cluster, url, folder = services
     storage = folder / "runs"
     run_dir = storage / "faulty"
-    out = run_cli("submit", "--no-wait", "--address", cluster.dashboard, "--env", "ZSAR_HOME", "--",
-                  *_train_args("faulty", demo_root, storage, *EPOCHS, "run.max_failures=1"),
+    hold = folder / "hold-after-epoch-1"  # the workers wait after epoch 1's report while it exists
+    hold.touch()
+    out = run_cli("submit", "--no-wait", "--address", cluster.dashboard, "--env", "ZSAR_HOME",
+                  "--env", f"{HOLD}={hold}", "--",
+                  *_train_args("faulty", small_demo_root, storage, *EPOCHS, "run.max_failures=1"),
                   env=_env(cluster, url))
     assert out.returncode == 0, out.stderr[-3000:]
     job_id = out.stdout.strip().splitlines()[-1]
@@ -123,7 +127,8 @@ def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, two_n
         runs = client.search_runs([exp.experiment_id]) if exp else []
         return sorted(m.step for r in runs for m in client.get_metric_history(r.info.run_id, "train/loss"))
 
-    # Kill once epoch 1 is checkpointed and its report reached the driver (it is in MLflow).
+    # Kill once epoch 1 is checkpointed and its report reached the driver (it is in MLflow): the
+    # workers hold there, so the kill lands between epoch 1's report and epoch 2 on every machine.
     deadline = time.time() + 600
     victim = None
     while time.time() < deadline and victim is None:
@@ -136,6 +141,7 @@ def test_killed_worker_restarts_once_from_the_epoch_1_checkpoint(services, two_n
         time.sleep(0.5)
     assert victim is not None, "no epoch-1 checkpoint: " + run_cli("jobs", "logs", job_id, "--address", cluster.dashboard, env=_env(cluster, url)).stdout[-3000:]
     os.kill(victim["pid"], signal.SIGKILL)  # a worker of this test's own cluster, by the PID it reported
+    hold.unlink()  # the restarted workers go on from epoch 1's checkpoint (they never report epoch 1 again)
 
     logs = run_cli("jobs", "logs", job_id, "--follow", "--address", cluster.dashboard, env=_env(cluster, url), timeout=900)
     status = json.loads(run_cli("jobs", "status", job_id, "--address", cluster.dashboard, env=_env(cluster, url)).stdout)

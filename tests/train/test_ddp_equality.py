@@ -1,5 +1,6 @@
 """DDP is exact: one optimiser step on a global batch split over 2 Ray Train workers leaves the
-same parameters as the same step on 1 worker (each worker reads its own Data shard).
+same parameters as the same step in one process (each worker reads its own Data shard; the
+one-process step runs in the driver, `workers=0`: the same loop without Ray Train's start).
 
 SGD, not AdamW: Adam's first step is lr * g / (|g| + eps), blind to the gradient's scale (a sum
 instead of a mean over workers would pass), and it turns float noise in gradients that are zero in
@@ -59,11 +60,11 @@ def _cfg(workers: int, storage):
 
 
 def test_two_workers_take_the_same_step_as_one(one_batch_dataset, zsar_home, ray_session, tmp_path):
-    one, two = run(_cfg(1, tmp_path)), run(_cfg(2, tmp_path))
+    one, two = run(_cfg(0, tmp_path)), run(_cfg(2, tmp_path))
     assert one.metrics["train/steps"] == 1.0 and two.metrics["train/steps"] == 1.0  # per worker: one step each
     assert one.metrics["train/samples"] == two.metrics["train/samples"] == 16.0
 
-    cfg = _cfg(1, tmp_path)
+    cfg = _cfg(0, tmp_path)
     torch.manual_seed(cfg.seed)
     backbone = create_backbone(cfg.backbone, device="cpu")
     initial = METHODS.get(cfg.method)(cfg.method_config(), backbone, cfg).checkpoint_state()

@@ -59,13 +59,14 @@ def reference(small_demo_root, session_home, empty_store, ray_session, tmp_path_
 
 @pytest.fixture(scope="module")
 def worker_runs(small_demo_root, session_home, empty_store, ray_session, tmp_path_factory) -> dict:
-    """The same 2-epoch training over 1 and 2 Ray Train workers (same global batch), shared by the
-    tests of the loss curve and of the global batch split: {1: RunResult, 2: RunResult}."""
+    """The same 2-epoch training in the driver (`workers=0`, the one-process loop every launch runs)
+    and over 2 Ray Train workers (same global batch), shared by the tests of the loss curve and of
+    the global batch split: {0: RunResult, 2: RunResult}."""
     before = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = fresh_store(empty_store, tmp_path_factory.mktemp("worker_runs"))
     try:
         return {n: run(repro_config(small_demo_root, f"workers-{n}", resources={"workers": n}, optim={"epochs": 2}))
-                for n in (1, 2)}
+                for n in (0, 2)}
     finally:
         if before is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -128,19 +129,19 @@ def test_zsar_rerun_reproduces_a_finished_run(reference, figures):
     assert "largest difference" in out.stderr
 
 
-def test_one_and_two_workers_follow_the_same_loss_curve(worker_runs, figures):
+def test_one_process_and_two_workers_follow_the_same_loss_curve(worker_runs, figures):
     """Same global batch: DDP with 2 workers averages the gradients of the two halves of each of
-    the 1-worker run's batches (zsar.data.order), so the losses agree to float rounding."""
-    one, two = worker_runs[1], worker_runs[2]
+    the one-process run's batches (zsar.data.order), so the losses agree to float rounding."""
+    one, two = worker_runs[0], worker_runs[2]
     curve = lambda r: _history(r.tracking_uri, r.run_id, "train/loss")  # noqa: E731
     assert sorted(curve(one)) == sorted(curve(two)) == [1, 2]
-    figures["repro/1_vs_2_workers_loss_max_rel_diff"] = max(abs(curve(two)[e] / loss - 1) for e, loss in curve(one).items())
+    figures["repro/1_process_vs_2_workers_loss_max_rel_diff"] = max(abs(curve(two)[e] / loss - 1) for e, loss in curve(one).items())
     for epoch, loss in curve(one).items():
         assert curve(two)[epoch] == pytest.approx(loss, rel=1e-4), epoch
 
 
 def test_global_batch_size_is_split_across_workers(small_demo_root, worker_runs):
-    """optim.batch_size is the global batch: 1 worker takes 8 clips a step, 2 workers 4 each."""
+    """optim.batch_size is the global batch: one process takes 8 clips a step, 2 workers 4 each."""
     train_rows = 8 * min(SMALL_TRAIN_PER_CLASS, TRAIN_SHOTS)
     for workers, result in worker_runs.items():
         assert result.metrics["train/samples_per_step"] == 8.0, workers

@@ -58,12 +58,13 @@ def test_nan_loss_stops_the_run_failed(small_demo_root, zsar_home, ray_session, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signalled_run_ends_killed_with_exit_130(small_demo_root, zsar_home, ray_session, tmp_path, sig):
+# SIGTERM stops a Ray Train run (the default launch), SIGINT a run in the driver (`--workers 0`)
+@pytest.mark.parametrize("sig,workers", [(signal.SIGTERM, 1), (signal.SIGINT, 0)], ids=["15", "2"])
+def test_a_signalled_run_ends_killed_with_exit_130(small_demo_root, zsar_home, ray_session, tmp_path, sig, workers):
     storage = tmp_path / "runs"
     args = ["train", "--method", "vificlip", "--dataset", "demo", "--root", str(small_demo_root), "--protocol",
-            "base2novel", "--name", "signalled", "--set", "optim.epochs=6", "optim.batch_size=8", "data.num_frames=2",
-            f"run.storage={storage}", "tracking.experiment=states"]
+            "base2novel", "--name", "signalled", "--workers", str(workers), "--set", "optim.epochs=6", "optim.batch_size=8",
+            "data.num_frames=2", f"run.storage={storage}", "tracking.experiment=states"]
     log = open(tmp_path / "run.log", "w+")
     proc = subprocess.Popen(zsar_command(*args), stdout=log, stderr=subprocess.STDOUT, text=True, env=cli_env(),
                             start_new_session=True)

@@ -58,8 +58,8 @@ def test_frozen_clip_eval_logs_base_novel_hm(small_demo_root, zsar_home, ray_ses
     assert len(Path(per_class).read_text().strip().splitlines()) == 1 + 8
 
 
-def test_metrics_over_two_workers_equal_one_worker(small_demo_root, zsar_home, ray_session):
-    one = run(_cfg(small_demo_root, method="frozen_clip", resources={"workers": 1}, run={"name": "w1"}))
+def test_metrics_over_two_workers_equal_one_process(small_demo_root, zsar_home, ray_session):
+    one = run(_cfg(small_demo_root, method="frozen_clip", run={"name": "w0"}))  # in the driver
     two = run(_cfg(small_demo_root, method="frozen_clip", resources={"workers": 2}, run={"name": "w2"}))
     for key in ("base_top1", "base_top5", "novel_top1", "novel_top5", "hm", "base_count", "novel_count"):
         assert two.metrics[key] == pytest.approx(one.metrics[key]), key
