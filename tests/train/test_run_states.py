@@ -14,7 +14,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import cli_env, run_cli, zsar_command
+from conftest import cli_env, zsar_command
 from zsar.config import deep_merge, resolve
 from zsar.errors import ConfigError, DivergedError
 from zsar.train.runner import run
