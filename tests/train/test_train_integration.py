@@ -163,6 +163,9 @@ def test_demo_command_prints_the_table(zsar_home, ray_session, tmp_path):
     assert not repeated, repeated  # no notice printed over and over
     rows = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert [r["method"] for r in rows] == ["frozen_clip", "vificlip"]
+    # frozen_clip only evaluates (in the driver); vificlip trains with Ray Train
+    workers = [MlflowClient(r["tracking_uri"]).get_run(r["mlflow_run_id"]).data.params["resources.workers"] for r in rows]
+    assert workers == ["0", "1"], workers
 
 
 def test_eval_from_checkpoint_reproduces_the_runs_metrics(small_demo_root, zsar_home, ray_session, tmp_path, capsys):
