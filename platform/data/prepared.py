@@ -26,7 +26,7 @@ import numpy as np
 
 from zsar.data import features, remote
 from zsar.data.order import row_rng, seed_key
-from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset, hash_rows, ordered_execution, row_window
+from zsar.data.pipeline import clip_bytes, decode_rows, decoded_dataset, hash_rows, row_window
 from zsar.data.video import ClipSpec, load_clip, spec_key
 
 FORMAT_VERSION = 1
@@ -122,11 +122,7 @@ class PreparedCache(features.EntryStore):
     def read(self, key: str):
         """The entry as a lazy Ray Dataset of the decode UDF's columns (training rows hold their
         K clips: `pick_clip` chooses one per epoch)."""
-        import ray.data
-
-        ordered_execution()
-        ds = ray.data.read_parquet(self.path(key), filesystem=self.fs, file_extensions=["parquet"])
-        return ds.select_columns(COLUMNS)
+        return features.read_shards(features.entry_files(self.path(key), self.fs), self.fs, COLUMNS)
 
     def shards(self, key: str):
         """The entry's Parquet files, for reading without Ray Data (`feed.BlockFeed.from_shards`)."""

@@ -100,3 +100,17 @@ def test_remove_by_unique_prefix_or_all(tmp_path):
         cache.remove("ab")
     assert cache.remove("abc") == ["abc1"]
     assert sorted(cache.remove(None)) == ["abd2", "xyz3"] and cache.entries() == []
+
+
+def test_an_entry_read_as_a_ray_dataset_is_its_listed_shards_in_order(tmp_path, ray_session):
+    from zsar.data.features import read_entry, read_shards
+
+    cache = FeatureCache(tmp_path / "features")
+    use = cache.entry("k1", 6, lambda tmp: _write_features(tmp, rows=6, files=3), "test rows", log=lambda m: None)
+    (cache.path("k1") / "stray.parquet").write_bytes(b"not listed")  # not in the manifest: never read
+    shards = pa.concat_tables([pq.read_table(f) for f in entry_files(use.path)])
+    got = read_entry(use.path).take_all()
+    assert [r["index"] for r in got] == shards["index"].to_pylist() == list(range(6))  # shard by shard, in order
+    assert [r["x"] for r in got] == shards["x"].to_pylist()
+    only = read_shards(entry_files(use.path)[1:], columns=["x"]).take_all()
+    assert [r["x"] for r in only] == shards["x"].to_pylist()[2:] and set(only[0]) == {"x"}
