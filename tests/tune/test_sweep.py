@@ -23,7 +23,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import fresh_store, run_cli
+from conftest import cli_env, fresh_store, run_cli
 from zsar.track.sweep_runs import read_state
 
 pytestmark = pytest.mark.integration
@@ -238,8 +238,9 @@ def test_interrupted_sweep_resumes_without_rerunning_or_duplicates(sweep_env, sm
     storage = sweep_env / "tune-resume"
     path = storage / "it-resume"
     exe = str(Path(sys.executable).with_name("zsar"))
+    # a fresh `zsar` process on the session's cluster (its trial actors end with the process)
     proc = subprocess.Popen([exe, "sweep", str(spec), "--storage", str(storage)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=cli_env())
     deadline = time.time() + 400
     while time.time() < deadline:
         done = [e for e in read_state(str(path)).get("trials", {}).values() if e.get("status") == "FINISHED"]
